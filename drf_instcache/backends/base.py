@@ -1,0 +1,187 @@
+"""The Backend protocol every adapter implements, and the helpers they share.
+
+The strategy core talks to storage only through :class:`Backend`. Values are opaque
+``bytes``: encoding is the core's job, and an adapter stores exactly what it is given.
+
+Semantics every adapter honours identically (the conformance suite checks them):
+
+* ``get_many`` returns hits only; a missing key is simply absent from the result.
+* One call is one round trip to each server involved, where the server allows it.
+* An empty input is a no-op that makes no round trip.
+* ``timeout=None`` means the backend's configured default (``TIMEOUT``, 3600 s unless
+  set; a configured ``None`` means "never expire"). A positive number is a lifetime in
+  seconds (rounded up to whole seconds on servers that only count seconds). ``0`` or a
+  negative number means "already expired": the items are not stored and any previous
+  value under those keys is deleted, as Django's cache API does.
+* Keys may be any ``str``: the adapter prefixes them with its namespace and applies the
+  safe-key rule of :mod:`drf_instcache.keys`.
+* ``clear`` removes only this backend's namespace, never other data on the server.
+* Connection errors, timeouts and server errors raise
+  :class:`~drf_instcache.exceptions.BackendUnavailable`; a value larger than the
+  server's item limit raises :class:`~drf_instcache.exceptions.ValueTooLarge` after the
+  other items were stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from drf_instcache.exceptions import BackendUnavailable, ValueTooLarge
+from drf_instcache.keys import prefixed, validate_prefix
+
+DEFAULT_TIMEOUT = 3600.0
+"""Default lifetime of an entry, in seconds: a safety net behind signal invalidation."""
+
+DEFAULT_KEY_PREFIX = "instcache"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the strategy core needs from a cache server (fixed public contract)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """Return the stored bytes of every key present; misses are omitted."""
+        ...
+
+    def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
+        """Store every item, with ``timeout`` seconds to live (``None``: the default)."""
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete every key; absent keys are ignored."""
+        ...
+
+    def clear(self) -> None:
+        """Delete every key of this backend's namespace, and nothing else."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the backend reconnects if used again."""
+        ...
+
+
+class BaseBackend:
+    """Shared plumbing for adapters: namespacing, timeouts, size limits, error mapping.
+
+    Subclasses set :attr:`unavailable_errors` to the client library's exception types
+    that mean "the server is not answering", and wrap each network call in
+    :meth:`translate_errors`.
+    """
+
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
+    scheme: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        location: Any = None,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_value_size: int | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.location = location
+        self.key_prefix = validate_prefix(key_prefix)
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValueError(
+                f"TIMEOUT must be a positive number of seconds or None, not {timeout!r}"
+            )
+        self.default_timeout = timeout
+        if max_value_size is not None and max_value_size <= 0:
+            raise ValueError(f"max_value_size must be positive, not {max_value_size!r}")
+        self._max_value_size = max_value_size
+        self.options: dict[str, Any] = dict(options or {})
+
+    # -- keys -------------------------------------------------------------------------
+    def server_key(self, key: str) -> str:
+        """Map a caller's key to the key stored on the server (namespaced, safe)."""
+        return prefixed(self.key_prefix, key)
+
+    def server_keys(self, keys: Sequence[str]) -> dict[str, str]:
+        """Map server keys back to the caller's keys, in the caller's order."""
+        return {self.server_key(key): key for key in keys}
+
+    @property
+    def namespace_pattern(self) -> str:
+        """Glob matching every key of this namespace (and nothing of another one)."""
+        return f"{self.key_prefix}:*"
+
+    # -- timeouts ---------------------------------------------------------------------
+    def resolve_timeout(self, timeout: float | None) -> float | None:
+        """Return the lifetime to apply: seconds > 0, ``None`` for never, or <= 0 for expired."""
+        if timeout is None:
+            return self.default_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+        return float(timeout)
+
+    @staticmethod
+    def whole_seconds(timeout: float) -> int:
+        """Round a positive lifetime up to whole seconds, for servers that count seconds."""
+        return max(1, math.ceil(timeout))
+
+    # -- sizes ------------------------------------------------------------------------
+    @property
+    def max_value_size(self) -> int | None:
+        """Largest value, in bytes, this backend stores (``None``: no limit enforced)."""
+        return self._max_value_size
+
+    def split_oversized(
+        self, items: Mapping[str, bytes]
+    ) -> tuple[dict[str, bytes], ValueTooLarge | None]:
+        """Separate the items that fit from those that exceed :attr:`max_value_size`.
+
+        Returns the items to store and the error to raise once they are stored (or None).
+        Also checks that every value is bytes, since a str would be silently re-encoded.
+        """
+        for key, value in items.items():
+            if not isinstance(value, bytes | bytearray | memoryview):
+                raise TypeError(
+                    f"backend values must be bytes, not {type(value).__name__} (key {key!r})"
+                )
+        limit = self.max_value_size
+        if limit is None:
+            return dict(items), None
+        fitting: dict[str, bytes] = {}
+        too_large: dict[str, int] = {}
+        for key, value in items.items():
+            if len(value) > limit:
+                too_large[key] = len(value)
+            else:
+                fitting[key] = value
+        if not too_large:
+            return fitting, None
+        return fitting, ValueTooLarge(list(too_large), limit, list(too_large.values()))
+
+    # -- errors -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def translate_errors(self, operation: str) -> Iterator[None]:
+        """Re-raise the client's connection and server errors as BackendUnavailable."""
+        try:
+            yield
+        except BackendUnavailable:
+            raise
+        except self.unavailable_errors as error:
+            raise BackendUnavailable(
+                f"{type(self).__name__} {operation} failed on {self.describe()}: {error}"
+            ) from error
+
+    def describe(self) -> str:
+        """A short human description of where this backend stores data."""
+        return f"{self.location!r} (prefix {self.key_prefix!r})"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    # -- protocol defaults ------------------------------------------------------------
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+    def __enter__(self) -> BaseBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,82 @@
+"""An in-process dictionary backend, for tests and demos.
+
+It keeps the full Backend semantics (namespaces, expiry, item limit, thread safety) so
+code exercised against it behaves the same on a real server, but its data lives in one
+process: never use it where several processes serve the same API.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from drf_instcache.backends.base import BaseBackend
+
+# All LocMemBackend objects with the same location share one store, like Django's
+# LocMemCache, so two objects with different prefixes model two apps on one server.
+_STORES: dict[str, tuple[threading.Lock, dict[str, tuple[bytes, float | None]]]] = {}
+_STORES_LOCK = threading.Lock()
+
+
+class LocMemBackend(BaseBackend):
+    """Process-local storage with the same semantics as the server-backed adapters."""
+
+    scheme = "locmem"
+
+    def __init__(self, location: Any = None, **kwargs: Any) -> None:
+        super().__init__(location or "default", **kwargs)
+        with _STORES_LOCK:
+            self._lock, self._data = _STORES.setdefault(str(self.location), (threading.Lock(), {}))
+        self.round_trips = 0
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        mapping = self.server_keys(keys)
+        now = time.monotonic()
+        found: dict[str, bytes] = {}
+        with self._lock:
+            self.round_trips += 1
+            for server_key, key in mapping.items():
+                entry = self._data.get(server_key)
+                if entry is None:
+                    continue
+                value, expires = entry
+                if expires is not None and expires <= now:
+                    del self._data[server_key]
+                    continue
+                found[key] = value
+        return found
+
+    def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
+        if not items:
+            return
+        lifetime = self.resolve_timeout(timeout)
+        if lifetime is not None and lifetime <= 0:
+            self.delete_many(list(items))
+            return
+        fitting, too_large = self.split_oversized(items)
+        expires = None if lifetime is None else time.monotonic() + lifetime
+        with self._lock:
+            self.round_trips += 1
+            for key, value in fitting.items():
+                self._data[self.server_key(key)] = (bytes(value), expires)
+        if too_large:
+            raise too_large
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        with self._lock:
+            self.round_trips += 1
+            for server_key in self.server_keys(keys):
+                self._data.pop(server_key, None)
+
+    def clear(self) -> None:
+        head = f"{self.key_prefix}:"
+        with self._lock:
+            self.round_trips += 1
+            for server_key in [k for k in self._data if k.startswith(head)]:
+                del self._data[server_key]
