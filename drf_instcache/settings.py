@@ -230,6 +230,44 @@ def backend_setting() -> Any:
     return getattr(django_settings, BACKEND_SETTING, DEFAULT_BACKEND)
 
 
+BREAKER_SETTING = "DRF_INSTCACHE_CIRCUIT_BREAKER"
+DEFAULT_BREAKER = {"FAILURES": 3, "RESET_AFTER": 5.0}
+
+
+def breaker_options() -> dict[str, Any] | None:
+    """The circuit breaker settings, or None when ``DRF_INSTCACHE_CIRCUIT_BREAKER = None``."""
+    value = getattr(django_settings, BREAKER_SETTING, DEFAULT_BREAKER)
+    if value is None or value is False:
+        return None
+    if not isinstance(value, dict) or set(value) - set(DEFAULT_BREAKER):
+        raise ImproperlyConfigured(
+            f"{BREAKER_SETTING} must be None or a dict with keys FAILURES and RESET_AFTER, "
+            f"e.g. {DEFAULT_BREAKER!r}; got {value!r}"
+        )
+    options = {**DEFAULT_BREAKER, **value}
+    try:
+        failures, reset_after = int(options["FAILURES"]), float(options["RESET_AFTER"])
+    except (TypeError, ValueError):
+        failures = reset_after = 0
+    if failures < 1 or reset_after <= 0:
+        raise ImproperlyConfigured(
+            f"{BREAKER_SETTING}: FAILURES must be an integer >= 1 and RESET_AFTER a positive "
+            f"number of seconds; got {value!r}"
+        )
+    return {"failures": failures, "reset_after": reset_after}
+
+
+def build_configured_backend() -> Backend:
+    """Build the backend the settings describe, behind a circuit breaker unless disabled."""
+    backend = build_backend(backend_setting())
+    breaker = breaker_options()
+    if breaker is None:
+        return backend
+    from drf_instcache.breaker import CircuitBreakerBackend
+
+    return CircuitBreakerBackend(backend, **breaker)
+
+
 def get_backend() -> Backend:
     """Return this process's backend, building it on first use."""
     global _backend, _backend_pid
@@ -238,7 +276,7 @@ def get_backend() -> Backend:
         return backend
     with _lock:
         if _backend is None or _backend_pid != os.getpid():
-            _backend = build_backend(backend_setting())
+            _backend = build_configured_backend()
             _backend_pid = os.getpid()
         return _backend
 
