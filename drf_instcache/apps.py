@@ -1,0 +1,15 @@
+"""Django app configuration: registers drf-instcache's system checks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class InstcacheConfig(AppConfig):
+    """Add ``"drf_instcache"`` to INSTALLED_APPS for the checks and the management command."""
+
+    name = "drf_instcache"
+    verbose_name = "DRF instance cache"
+
+    def ready(self) -> None:
+        from drf_instcache import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,131 @@
+"""Django system checks: a bad drf-instcache setting fails ``manage.py check`` at start-up.
+
+A misconfigured cache should be found when the project starts, with a message naming
+the setting and the fix, not at the first request (where it would only show up as a
+logged warning and a silently uncached API).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.checks import Error, Tags, Warning, register
+
+from drf_instcache import settings as instcache_settings
+from drf_instcache.exceptions import ImproperlyConfigured
+
+CODEC_CHOICES = {"json": None, "orjson": "orjson", "msgpack": "msgpack"}
+
+# Other modules (signal helpers, the fast path) add checks of their own here, so one
+# registration covers every drf-instcache check.
+_EXTRA_CHECKS: list[Callable[[], Iterable[Any]]] = []
+
+
+def add_check(check: Callable[[], Iterable[Any]]) -> Callable[[], Iterable[Any]]:
+    """Register a function returning ``django.core.checks`` messages (decorator)."""
+    _EXTRA_CHECKS.append(check)
+    return check
+
+
+def check_backend_setting() -> list[Error]:
+    """``DRF_INSTCACHE_BACKEND`` must parse and its adapter and client must import."""
+    value = instcache_settings.backend_setting()
+    try:
+        config = instcache_settings.parse_setting(value)
+        instcache_settings.import_backend_class(config.backend)
+    except ImproperlyConfigured as error:
+        return [
+            Error(
+                str(error),
+                hint="Set DRF_INSTCACHE_BACKEND to a URL such as 'redis://127.0.0.1:6379/0', "
+                "'memcached://127.0.0.1:11211', 'disk:///var/cache/api' or 'django://default', "
+                "or to a dict with BACKEND/LOCATION/OPTIONS/KEY_PREFIX/TIMEOUT.",
+                id="drf_instcache.E001",
+            )
+        ]
+    return []
+
+
+def check_codec_setting() -> list[Error]:
+    """``DRF_INSTCACHE_CODEC`` must name a codec whose library is installed."""
+    name = instcache_settings.get_setting("CODEC", "json")
+    if name not in CODEC_CHOICES:
+        return [
+            Error(
+                f"DRF_INSTCACHE_CODEC is {name!r}, which is not a codec.",
+                hint=f"Use one of {', '.join(sorted(CODEC_CHOICES))} (default json).",
+                id="drf_instcache.E002",
+            )
+        ]
+    module = CODEC_CHOICES[name]
+    if module and importlib.util.find_spec(module) is None:
+        return [
+            Error(
+                f"DRF_INSTCACHE_CODEC is {name!r} but the {module!r} package is not installed.",
+                hint="pip install 'drf-instcache[fast]'",
+                id="drf_instcache.E002",
+            )
+        ]
+    return []
+
+
+def check_breaker_setting() -> list[Error]:
+    """``DRF_INSTCACHE_CIRCUIT_BREAKER`` must be None or a well-formed dict."""
+    try:
+        instcache_settings.breaker_options()
+    except ImproperlyConfigured as error:
+        return [
+            Error(
+                str(error),
+                hint="Remove the setting for the defaults, or set it to None to disable.",
+                id="drf_instcache.E003",
+            )
+        ]
+    return []
+
+
+def check_async_setting() -> list[Error]:
+    """``DRF_INSTCACHE_ASYNC = True`` needs Celery."""
+    wants_async = instcache_settings.get_setting("ASYNC", False)
+    if wants_async and importlib.util.find_spec("celery") is None:
+        return [
+            Error(
+                "DRF_INSTCACHE_ASYNC is True but Celery is not installed.",
+                hint="pip install 'drf-instcache[celery]', or set DRF_INSTCACHE_ASYNC = False.",
+                id="drf_instcache.E005",
+            )
+        ]
+    return []
+
+
+def check_cache_enabled_setting() -> list[Warning]:
+    """``USE_DRF_INSTANCE_CACHE`` is a boolean switch; anything else is likely a typo."""
+    value = getattr(django_settings, "USE_DRF_INSTANCE_CACHE", True)
+    if not isinstance(value, bool):
+        return [
+            Warning(
+                f"USE_DRF_INSTANCE_CACHE is {value!r}; it is read as {bool(value)}.",
+                hint="Set it to True or False.",
+                id="drf_instcache.W001",
+            )
+        ]
+    return []
+
+
+@register(Tags.caches, Tags.compatibility)
+def run_checks(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Entry point Django calls for ``manage.py check`` and at server start."""
+    messages: list[Any] = []
+    for check in (
+        check_backend_setting,
+        check_codec_setting,
+        check_breaker_setting,
+        check_async_setting,
+        check_cache_enabled_setting,
+        *_EXTRA_CHECKS,
+    ):
+        messages.extend(check())
+    return messages
