@@ -1,0 +1,377 @@
+"""Redis adapter: one server or a Redis Cluster, through redis-py.
+
+Install: ``pip install 'drf-instcache[redis]'`` (redis-py and hiredis; redis-py parses
+replies with hiredis automatically when it is installed).
+
+Selecting it::
+
+    DRF_INSTCACHE_BACKEND = "redis://127.0.0.1:6379/0"              # db 0
+    DRF_INSTCACHE_BACKEND = "redis://:secret@cache.internal:6379/2"   # password, db 2
+    DRF_INSTCACHE_BACKEND = "rediss://cache.internal:6380/0"          # TLS
+    DRF_INSTCACHE_BACKEND = "redis+cluster://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000"
+    DRF_INSTCACHE_BACKEND = {
+        "BACKEND": "drf_instcache.backends.redis.RedisBackend",
+        "LOCATION": ["10.0.0.1:7000", "10.0.0.2:7000"],   # cluster startup nodes
+        "OPTIONS": {"cluster": True, "socket_timeout": 0.25},
+        "KEY_PREFIX": "api",
+        "TIMEOUT": 3600,
+    }
+
+A cluster location is any subset of the nodes; the rest are discovered. Credentials in
+the first cluster node (``redis+cluster://:secret@h1:7000,h2:7000``) apply to all nodes.
+
+Options (URL query parameters or ``OPTIONS``), with their defaults:
+
+``cluster`` (False)
+    Use :class:`redis.cluster.RedisCluster`; the location lists startup nodes.
+``socket_timeout`` (0.5 s) and ``socket_connect_timeout`` (0.5 s)
+    How long one read/write or one connect may take. Short on purpose: a cache that
+    answers slowly is worse than no cache, since the core then serves from the database.
+``retries`` (0)
+    Extra attempts after a connection error or timeout, without back-off. With the
+    default an outage is reported (as ``BackendUnavailable``) within one timeout;
+    stale pooled connections are still replaced transparently by redis-py's pool.
+``max_connections`` (None: redis-py's default, unbounded)
+    Connections per pool (per node in a cluster). Exceeding it raises
+    ``BackendUnavailable`` instead of waiting.
+``health_check_interval`` (0: off)
+    Seconds a pooled connection may idle before redis-py PINGs it before use.
+``max_value_size`` (None: Redis's own 512 MB limit)
+    Refuse larger values with ``ValueTooLarge`` without sending them.
+``clear_batch_size`` (1000)
+    Keys per SCAN step and per UNLINK when :meth:`RedisBackend.clear` runs.
+``client_options`` ({})
+    Passed verbatim to ``redis.Redis.from_url`` / ``RedisCluster`` (e.g. ``ssl_ca_certs``,
+    ``username``); our own settings above win on conflict.
+
+What each call costs: ``get_many`` is one MGET, ``set_many`` one transaction-less
+pipeline of ``SET key value PX ms``, ``delete_many`` one UNLINK. On a cluster the keys are
+grouped by hash slot (MGET/UNLINK refuse keys of several slots) and the per-slot commands
+for one node travel in one pipeline, so a call costs at most one round trip per master.
+
+Limits: ``clear`` SCANs every master for ``<prefix>:*`` and UNLINKs in batches; it never
+runs FLUSHDB, so other data in the database survives, but it is O(keys in the database).
+Cluster mode supports only database 0 (a Redis Cluster rule). Writes are not atomic
+across keys (nothing in the core needs it).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+from redis.retry import Retry
+
+from drf_instcache.backends.base import BaseBackend
+from drf_instcache.exceptions import ImproperlyConfigured
+
+DEFAULT_LOCATION = "redis://127.0.0.1:6379/0"
+DEFAULT_SOCKET_TIMEOUT = 0.5
+DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.5
+DEFAULT_RETRIES = 0
+DEFAULT_HEALTH_CHECK_INTERVAL = 0.0
+DEFAULT_CLEAR_BATCH_SIZE = 1000
+DEFAULT_CLUSTER_PORT = 6379
+
+_OPTION_NAMES = frozenset(
+    {
+        "cluster",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "retries",
+        "max_connections",
+        "health_check_interval",
+        "max_value_size",
+        "clear_batch_size",
+        "client_options",
+    }
+)
+
+_GLOB_SPECIALS = "\\*?[]"
+
+
+def glob_escape(text: str) -> str:
+    """Escape ``text`` so a Redis MATCH pattern treats it literally."""
+    return "".join(f"\\{char}" if char in _GLOB_SPECIALS else char for char in text)
+
+
+def _number_option(
+    options: Mapping[str, Any],
+    name: str,
+    default: float | None,
+    *,
+    minimum: float = 0,
+    allow_none: bool = False,
+    integer: bool = False,
+) -> Any:
+    """Read a numeric option, refusing wrong types and out-of-range values up front."""
+    value = options.get(name, default)
+    if value is None and allow_none:
+        return None
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise ImproperlyConfigured(
+            f"RedisBackend option {name!r} must be {kind} >= {minimum}"
+            f"{' or None' if allow_none else ''}, not {value!r}"
+        )
+    return value
+
+
+def _parse_node(entry: str) -> tuple[str, int, str | None, str | None]:
+    """Split ``[user:password@]host[:port]`` into host, port, username, password."""
+    username = password = None
+    if "@" in entry:
+        credentials, _, entry = entry.rpartition("@")
+        user, sep, secret = credentials.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if sep else None
+    host, sep, port = entry.rpartition(":")
+    if not sep or entry.endswith("]"):
+        host, port = entry, str(DEFAULT_CLUSTER_PORT)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ImproperlyConfigured(
+            f"RedisBackend cluster node {entry!r} is not host:port with a port 1-65535"
+        )
+    return host, int(port), username, password
+
+
+def cluster_startup_nodes(location: Any) -> tuple[list[ClusterNode], dict[str, str]]:
+    """Turn a cluster location into startup nodes and the credentials found in it.
+
+    Accepts a list of ``host:port`` strings, or one string of comma-separated nodes,
+    optionally written as a ``redis://`` or ``redis+cluster://`` URL.
+    """
+    if isinstance(location, str):
+        text = location.split("?", 1)[0]
+        if "://" in text:
+            text = text.split("://", 1)[1]
+        text = text.split("/", 1)[0]
+        entries = text.split(",")
+    elif isinstance(location, list | tuple):
+        entries = [str(entry) for entry in location]
+    else:
+        raise ImproperlyConfigured(
+            "RedisBackend cluster LOCATION must be a list of 'host:port' strings or "
+            f"'host:port,host:port', not {location!r}"
+        )
+    nodes: list[ClusterNode] = []
+    credentials: dict[str, str] = {}
+    for entry in entries:
+        entry = entry.strip()
+        if "://" in entry:
+            entry = entry.split("://", 1)[1].split("/", 1)[0]
+        if not entry:
+            raise ImproperlyConfigured(
+                f"RedisBackend cluster LOCATION {location!r} has an empty node"
+            )
+        host, port, username, password = _parse_node(entry)
+        if username and "username" not in credentials:
+            credentials["username"] = username
+        if password and "password" not in credentials:
+            credentials["password"] = password
+        nodes.append(ClusterNode(host, port))
+    return nodes, credentials
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and ``repr``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+class RedisBackend(BaseBackend):
+    """Store instances in Redis (one server) or a Redis Cluster, via redis-py."""
+
+    scheme = "redis"
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        RedisError,
+        RedisClusterException,
+        OSError,
+    )
+
+    def __init__(self, location: Any = None, **kwargs: Any) -> None:
+        super().__init__(location if location is not None else DEFAULT_LOCATION, **kwargs)
+        options = self.options
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise ImproperlyConfigured(
+                f"RedisBackend got unknown option(s) {sorted(unknown)}; known: "
+                f"{sorted(_OPTION_NAMES)} (pass redis-py arguments in 'client_options')"
+            )
+        self.cluster = bool(options.get("cluster", False))
+        self.socket_timeout = _number_option(options, "socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+        self.socket_connect_timeout = _number_option(
+            options, "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT
+        )
+        self.retries = _number_option(options, "retries", DEFAULT_RETRIES, integer=True)
+        self.max_connections = _number_option(
+            options, "max_connections", None, minimum=1, allow_none=True, integer=True
+        )
+        self.health_check_interval = _number_option(
+            options, "health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL
+        )
+        self.clear_batch_size = _number_option(
+            options, "clear_batch_size", DEFAULT_CLEAR_BATCH_SIZE, minimum=1, integer=True
+        )
+        max_value_size = _number_option(
+            options, "max_value_size", None, minimum=1, allow_none=True, integer=True
+        )
+        if max_value_size is not None:
+            self._max_value_size = max_value_size
+        client_options = options.get("client_options") or {}
+        if not isinstance(client_options, Mapping):
+            raise ImproperlyConfigured(
+                f"RedisBackend option 'client_options' must be a dict, not {client_options!r}"
+            )
+        self._client_kwargs = {**client_options, **self._connection_kwargs()}
+
+        self._lock = threading.Lock()
+        self._client: Any = None
+        if self.cluster:
+            # Validate now; the client itself is built on first use, because building a
+            # RedisCluster contacts the nodes and start-up must not depend on the cache.
+            self._startup_nodes, credentials = cluster_startup_nodes(self.location)
+            self._client_kwargs = {**credentials, **self._client_kwargs}
+        else:
+            if not isinstance(self.location, str) or "://" not in self.location:
+                raise ImproperlyConfigured(
+                    "RedisBackend LOCATION must be a redis://, rediss:// or unix:// URL "
+                    f"(or use the 'cluster' option with a node list), not {self.location!r}"
+                )
+            try:
+                # Builds a pool but opens no connection yet.
+                self._client = redis.Redis.from_url(self.location, **self._client_kwargs)
+            except ValueError as error:
+                raise ImproperlyConfigured(
+                    f"RedisBackend LOCATION {_redacted(self.location)!r}: {error}"
+                ) from error
+
+    def _connection_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            "health_check_interval": self.health_check_interval,
+            "decode_responses": False,  # values are opaque bytes, returned as stored
+        }
+        if self.max_connections is not None:
+            kwargs["max_connections"] = self.max_connections
+        if not self.cluster:
+            # RedisCluster takes its retry policy as a constructor argument instead.
+            kwargs["retry"] = Retry(NoBackoff(), self.retries)
+        return kwargs
+
+    # -- client -----------------------------------------------------------------------
+    @property
+    def client(self) -> redis.Redis | RedisCluster:
+        """The redis-py client (a cluster client is built, and nodes discovered, on first use)."""
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is None:
+                self._client = RedisCluster(
+                    startup_nodes=list(self._startup_nodes),
+                    retry=Retry(NoBackoff(), self.retries),
+                    **self._client_kwargs,
+                )
+            return self._client
+
+    def describe(self) -> str:
+        if self.cluster:
+            nodes = ",".join(f"{node.host}:{node.port}" for node in self._startup_nodes)
+            where = f"cluster {nodes}"
+        else:
+            where = _redacted(str(self.location))
+        return f"{where} (prefix {self.key_prefix!r})"
+
+    # -- protocol ---------------------------------------------------------------------
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        mapping = self.server_keys(keys)
+        server_keys = list(mapping)
+        with self.translate_errors("get_many"):
+            client = self.client
+            if self.cluster:
+                values = client.mget_nonatomic(server_keys)
+            else:
+                values = client.mget(server_keys)
+        return {
+            mapping[server_key]: value
+            for server_key, value in zip(server_keys, values, strict=True)
+            if value is not None
+        }
+
+    def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
+        if not items:
+            return
+        lifetime = self.resolve_timeout(timeout)
+        if lifetime is not None and lifetime <= 0:
+            self.delete_many(list(items))
+            return
+        fitting, too_large = self.split_oversized(items)
+        # Redis counts milliseconds; round up so a short lifetime never becomes zero.
+        milliseconds = None if lifetime is None else max(1, math.ceil(lifetime * 1000))
+        if fitting:
+            with self.translate_errors("set_many"):
+                pipeline = self.client.pipeline(transaction=False)
+                for key, value in fitting.items():
+                    pipeline.set(self.server_key(key), value, px=milliseconds)
+                pipeline.execute()
+        if too_large:
+            raise too_large
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        server_keys = list(self.server_keys(keys))
+        with self.translate_errors("delete_many"):
+            # On a cluster redis-py sends one UNLINK per slot, pipelined per node.
+            self.client.unlink(*server_keys)
+
+    def clear(self) -> None:
+        """UNLINK every ``<prefix>:*`` key on every master, found with SCAN (no FLUSHDB)."""
+        pattern = f"{glob_escape(self.key_prefix)}:*"
+        with self.translate_errors("clear"):
+            for node_client in self._scan_targets():
+                batch: list[bytes] = []
+                for server_key in node_client.scan_iter(match=pattern, count=self.clear_batch_size):
+                    batch.append(server_key)
+                    if len(batch) >= self.clear_batch_size:
+                        self.client.unlink(*batch)
+                        batch = []
+                if batch:
+                    self.client.unlink(*batch)
+
+    def _scan_targets(self) -> list[redis.Redis]:
+        """One client per server holding keys: the server itself, or each cluster master."""
+        client = self.client
+        if isinstance(client, RedisCluster):
+            return [client.get_redis_connection(node) for node in client.get_primaries()]
+        return [client]
+
+    def close(self) -> None:
+        """Close pooled connections; the next call reconnects (and rediscovers a cluster)."""
+        with self._lock:
+            client = self._client
+            if self.cluster:
+                self._client = None
+        if client is None:
+            return
+        if isinstance(client, RedisCluster):
+            client.close()
+        else:
+            client.connection_pool.disconnect()
