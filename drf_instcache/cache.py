@@ -1,0 +1,588 @@
+"""The strategy core: what to cache for each model, and how to keep it correct.
+
+A project subclasses :class:`BaseCache` and, for each model and API version, writes
+three functions found by name (``{model}_{version}_{function}``):
+
+* ``serializer(obj)`` turns an instance into a JSON-able dict (or None),
+* ``loader(pk)`` loads the instance and what the serializer needs (or None),
+* ``invalidator(obj)`` lists the cached entries that may change with it,
+
+plus, optionally, ``loader_many(pks)`` loading many instances at once so a cold list
+costs a constant number of queries. The core talks to storage only through the small
+:class:`~drf_instcache.backends.base.Backend` protocol, one round trip per batch, and
+never lets a cache failure fail a request: an unreachable server is logged and the data
+comes from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.db import models
+
+from drf_instcache import settings as instcache_settings
+from drf_instcache import stats
+from drf_instcache.backends.base import Backend
+from drf_instcache.codecs import Codec, resolve_codec
+from drf_instcache.exceptions import (
+    BackendUnavailable,
+    CorruptValue,
+    ImproperlyConfigured,
+    InstcacheError,
+    UnknownModel,
+    ValueTooLarge,
+)
+from drf_instcache.fields import TYPE_SEPARATOR, UnknownFieldType, get_converter, split_key
+
+__all__ = [
+    "BaseCache",
+    "UnknownFieldType",
+    "UnknownVersion",
+    "load_many_with_related_pks",
+]
+
+logger = logging.getLogger("drf_instcache")
+
+KEY_NAMESPACE = "dic"
+"""First part of every instance key, so our keys are recognisable on a shared server."""
+
+MODEL_FUNCTIONS = ("serializer", "loader", "invalidator")
+OPTIONAL_MODEL_FUNCTIONS = ("loader_many",)
+
+ObjectSpec = tuple[str, Any, Any]
+InstanceMap = dict[tuple[str, Any], tuple[dict[str, Any], str, Any]]
+Invalidation = tuple[str, Any, str]
+
+_MISSING = object()
+_MAX_WARNED_KEYS = 1000
+_too_large_warned: set[str] = set()
+
+
+class UnknownVersion(InstcacheError, LookupError):
+    """A cache version was asked for that the cache class does not list in ``versions``."""
+
+
+class BaseCache:
+    """Base class of a project's cache strategy.
+
+    ``backend`` defaults to the one built from ``DRF_INSTCACHE_BACKEND`` (looked up at
+    each use, so ``override_settings`` swaps it); ``codec`` defaults to
+    ``DRF_INSTCACHE_CODEC``. ``USE_DRF_INSTANCE_CACHE = False`` turns the backend off:
+    everything then comes straight from the database.
+    """
+
+    versions: list[str] = ["default"]
+    default_version: str = "default"
+    timeout: float | None = None
+    """Lifetime of written entries in seconds; None means the backend's TIMEOUT."""
+
+    def __init__(self, backend: Backend | None = None, codec: str | Codec | None = None) -> None:
+        if self.default_version not in self.versions:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}.default_version {self.default_version!r} is not in "
+                f"its versions {self.versions!r}"
+            )
+        self._backend = backend
+        self._codec = None if codec is None else resolve_codec(codec)
+
+    # -- configuration ----------------------------------------------------------------
+    @property
+    def backend(self) -> Backend | None:
+        """The storage backend, or None when caching is disabled by settings."""
+        if not instcache_settings.enabled():
+            return None
+        if self._backend is not None:
+            return self._backend
+        return instcache_settings.get_backend()
+
+    @property
+    def codec(self) -> Codec:
+        """The codec turning representations into bytes."""
+        return self._codec if self._codec is not None else resolve_codec(None)
+
+    def resolve_version(self, version: str | None) -> str:
+        """Return ``version`` (or the default one), checking that it is declared."""
+        if version is None:
+            return self.default_version
+        if version not in self.versions:
+            raise UnknownVersion(
+                f"{type(self).__name__} has no cache version {version!r}; "
+                f"versions: {', '.join(self.versions)}"
+            )
+        return version
+
+    def key_for(self, version: str, model_name: str, pk: Any) -> str:
+        """The cache key of one instance representation.
+
+        Model names are case-insensitive ('User' and 'user' share entries). Keys need
+        not be short or safe: every backend maps them through the safe-key rule.
+        """
+        return f"{KEY_NAMESPACE}:{version}:{model_name.lower()}:{pk}"
+
+    # -- model functions --------------------------------------------------------------
+    def model_function(
+        self, model_name: str, version: str, func_name: str
+    ) -> Callable[..., Any] | None:
+        """Return ``{model}_{version}_{func_name}``, or None when the model is not cached.
+
+        A model whose functions are set to None is "known but not cached": it may still
+        take part in invalidation. A model with no functions at all raises
+        :class:`UnknownModel`.
+        """
+        if func_name not in MODEL_FUNCTIONS + OPTIONAL_MODEL_FUNCTIONS:
+            raise ValueError(
+                f"unknown cache function {func_name!r}; expected one of "
+                f"{', '.join(MODEL_FUNCTIONS + OPTIONAL_MODEL_FUNCTIONS)}"
+            )
+        version = version or self.default_version
+        prefix = f"{model_name.lower()}_{version}_"
+        function = getattr(self, prefix + func_name, _MISSING)
+        if function is not _MISSING:
+            return function
+        defined = [name for name in MODEL_FUNCTIONS if hasattr(self, prefix + name)]
+        if not defined:
+            known = ", ".join(self._all_known_models()) or "none"
+            raise UnknownModel(
+                f"{type(self).__name__} has no cache functions for model {model_name!r} "
+                f"(version {version!r}); known models: {known}. Define "
+                f"{prefix}serializer/_loader/_invalidator, or set them to None."
+            )
+        if func_name in OPTIONAL_MODEL_FUNCTIONS:
+            return None
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} defines {', '.join(prefix + name for name in defined)} "
+            f"but not {prefix}{func_name}; define it, or set it to None"
+        )
+
+    def known_models(self, version: str | None = None) -> list[str]:
+        """Names (lower case) of the models that have a serializer in ``version``."""
+        suffix = f"_{self.resolve_version(version)}_serializer"
+        return sorted(
+            name[: -len(suffix)]
+            for name in dir(self)
+            if name.endswith(suffix) and callable(getattr(self, name, None))
+        )
+
+    def _all_known_models(self) -> list[str]:
+        """Every model with any cache function in any version (for error messages)."""
+        suffixes = [f"_{v}_{f}" for v in self.versions for f in MODEL_FUNCTIONS]
+        return sorted(
+            {
+                name[: -len(suffix)]
+                for name in dir(self)
+                for suffix in suffixes
+                if name.endswith(suffix) and len(name) > len(suffix)
+            }
+        )
+
+    # -- field conversion -------------------------------------------------------------
+    def field_to_json(self, type_code: str, key: str, *args: Any, **kwargs: Any) -> tuple[str, Any]:
+        """Return ``("key:Type", json_value)`` for a value JSON cannot hold as-is.
+
+        A ``field_<type>_to_json`` method on the cache class wins over the registered
+        converters, so a project can add or override types.
+        """
+        if not isinstance(key, str) or TYPE_SEPARATOR in key or not key:
+            raise ValueError(f"field name {key!r} must be a non-empty str without ':'")
+        method = getattr(self, f"field_{type_code.lower()}_to_json", None)
+        if method is not None:
+            value = method(*args, **kwargs)
+        else:
+            value = get_converter(type_code).to_json(self, *args, **kwargs)
+        return f"{key}{TYPE_SEPARATOR}{type_code}", value
+
+    def field_from_json(self, key_and_type: str, json_value: Any) -> tuple[str, Any]:
+        """Return ``(key, python_value)`` for a ``"key:Type"`` entry of a representation."""
+        key, type_code = split_key(key_and_type)
+        method = getattr(self, f"field_{type_code.lower()}_from_json", None)
+        if method is not None:
+            return key, method(json_value)
+        return key, get_converter(type_code).from_json(self, json_value)
+
+    def from_cached(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A representation with its ``"key:Type"`` entries converted, order kept."""
+        native: dict[str, Any] = {}
+        for key, value in data.items():
+            if TYPE_SEPARATOR in key:
+                name, converted = self.field_from_json(key, value)
+                native[name] = converted
+            else:
+                native[key] = value
+        return native
+
+    # -- reading ----------------------------------------------------------------------
+    def get_instances(
+        self, object_specs: Iterable[ObjectSpec], version: str | None = None
+    ) -> InstanceMap:
+        """Return cached representations, loading and caching the missing ones.
+
+        ``object_specs`` holds ``(model_name, pk, obj_or_None)``. The result maps
+        ``(model_name, pk)`` to ``(native_dict, key, obj_or_None)``; instances that do
+        not exist (or whose serializer returns nothing) are absent. One ``get_many``
+        reads every key, one ``set_many`` writes every miss.
+        """
+        version = self.resolve_version(version)
+        specs_by_key: dict[str, list[tuple[str, Any]]] = {}
+        given: dict[str, Any] = {}
+        model_of_key: dict[str, str] = {}
+        serializers: dict[str, Callable[..., Any] | None] = {}
+        for model_name, pk, obj in object_specs:
+            name = model_name.lower()
+            if name not in serializers:
+                serializers[name] = self.model_function(model_name, version, "serializer")
+            if serializers[name] is None:
+                continue  # known but not cached: there is no representation to give
+            key = self.key_for(version, model_name, pk)
+            specs_by_key.setdefault(key, []).append((model_name, pk))
+            model_of_key[key] = model_name
+            if obj is not None:
+                given[key] = obj
+        if not specs_by_key:
+            return {}
+
+        backend = self.backend
+        codec = self.codec
+        keys = list(specs_by_key)
+        raw_values: dict[str, bytes] = {}
+        writable = backend is not None
+        if backend is not None:
+            try:
+                raw_values = backend.get_many(keys)
+            except BackendUnavailable as error:
+                writable = False  # a second call would only wait for the same timeout
+                self._warn_unavailable("read", error)
+
+        stored: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for key in keys:
+            raw = raw_values.get(key)
+            if raw is not None:
+                try:
+                    stored[key] = self._decode(codec, raw)
+                    continue
+                except CorruptValue as error:
+                    stats.incr("corrupt")
+                    logger.debug("drf-instcache: %s is unreadable, reloading: %s", key, error)
+            missing.append(key)
+        stats.incr("hits", len(stored))
+        stats.incr("misses", len(missing))
+
+        objects = dict(given)
+        to_store: dict[str, bytes] = {}
+        for model_name, miss_keys in self._group_by_model(missing, model_of_key).items():
+            serializer = serializers[model_name.lower()]
+            loaded = self._load(
+                model_name,
+                version,
+                [(key, specs_by_key[key][0][1], given.get(key)) for key in miss_keys],
+            )
+            for key, obj in loaded.items():
+                if obj is None:
+                    continue
+                objects[key] = obj
+                native = serializer(obj) if serializer is not None else None
+                if not native:
+                    continue
+                encoded = codec.encode(native)
+                # Hand out exactly what a later hit will decode, so hits and misses agree.
+                stored[key] = codec.decode(encoded)
+                to_store[key] = encoded
+        stats.incr("loaded", len(to_store))
+        if to_store and writable and backend is not None:
+            self._store(backend, to_store)
+
+        result: InstanceMap = {}
+        for key, specs in specs_by_key.items():
+            if key not in stored:
+                continue
+            native = self.from_cached(stored[key])
+            for index, spec in enumerate(specs):
+                result[spec] = (native if index == 0 else dict(native), key, objects.get(key))
+        return result
+
+    @staticmethod
+    def _group_by_model(keys: Sequence[str], model_of_key: dict[str, str]) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for key in keys:
+            groups.setdefault(model_of_key[key], []).append(key)
+        return groups
+
+    def _load(
+        self, model_name: str, version: str, entries: Sequence[tuple[str, Any, Any]]
+    ) -> dict[str, Any]:
+        """Load ``(key, pk, given_obj)`` entries: in one batch when the model allows."""
+        result = {key: obj for key, _, obj in entries if obj is not None}
+        needed = [(key, pk) for key, pk, obj in entries if obj is None]
+        if not needed:
+            return result
+        loader_many = self.model_function(model_name, version, "loader_many")
+        if loader_many is not None:
+            loaded = loader_many([pk for _, pk in needed]) or {}
+            # Match by key, not pk: a caller's "5" and the database's 5 are the same row.
+            by_key = {self.key_for(version, model_name, pk): obj for pk, obj in loaded.items()}
+            for key, _ in needed:
+                result[key] = by_key.get(key)
+            return result
+        loader = self.model_function(model_name, version, "loader")
+        for key, pk in needed:
+            result[key] = self._load_one(loader, pk)
+        return result
+
+    @staticmethod
+    def _load_one(loader: Callable[[Any], Any] | None, pk: Any) -> Any:
+        """Call a per-pk loader; a loader that raises DoesNotExist means "gone"."""
+        if loader is None:
+            return None
+        try:
+            return loader(pk)
+        except ObjectDoesNotExist:
+            return None
+
+    @staticmethod
+    def _decode(codec: Codec, raw: bytes) -> dict[str, Any]:
+        data = codec.decode(raw)
+        if not isinstance(data, dict):
+            raise CorruptValue(f"cached value is a {type(data).__name__}, not a dict")
+        return data
+
+    # -- writing ----------------------------------------------------------------------
+    def update_instance(
+        self,
+        model_name: str,
+        pk: Any,
+        instance: Any = None,
+        version: str | None = None,
+        update_only: bool = False,
+    ) -> list[Invalidation]:
+        """Bring one instance's cached representations up to date.
+
+        For each version (``version``, or all of them): the instance is loaded afresh
+        (the caller's copy may be stale, or deleted), serialized, and written when its
+        representation changed, or deleted when the row is gone. ``update_only`` writes
+        only entries already cached; an uncached entry is then left alone and causes no
+        cascade, unless the row was deleted.
+
+        When the representation changed (or cannot be compared), the invalidator runs:
+        a plain string entry is a raw key deleted now; ``(model, pk, immediate)`` is an
+        instance to update next, deleted now when ``immediate``. The deleted row's
+        cascade uses the caller's ``instance``, since it can no longer be loaded.
+
+        Returns the ``(model_name, pk, version)`` triples to update next.
+        """
+        versions = [self.resolve_version(version)] if version else list(self.versions)
+        plans: list[tuple[str, dict[str, Callable[..., Any] | None]]] = []
+        for each_version in versions:
+            functions = {
+                name: self.model_function(model_name, each_version, name)
+                for name in MODEL_FUNCTIONS
+            }
+            if any(function is not None for function in functions.values()):
+                plans.append((each_version, functions))
+        backend = self.backend
+        if not plans or backend is None:
+            return []
+
+        codec = self.codec
+        keys = {
+            each_version: self.key_for(each_version, model_name, pk)
+            for each_version, functions in plans
+            if functions["serializer"] is not None
+        }
+        try:
+            current = backend.get_many(list(keys.values())) if keys else {}
+        except BackendUnavailable as error:
+            self._warn_unavailable("update", error)
+            if update_only:
+                return []  # nothing can be known to be cached
+            current = {}
+
+        to_set: dict[str, bytes] = {}
+        to_delete: list[str] = []
+        invalid: list[Invalidation] = []
+        for each_version, functions in plans:
+            serializer = functions["serializer"]
+            loader = functions["loader"]
+            invalidator = functions["invalidator"]
+            key = keys.get(each_version)
+            raw = current.get(key) if key is not None else None
+            fresh = self._load_one(loader, pk) if loader is not None else instance
+            changed = True
+            if serializer is not None and key is not None:
+                native = serializer(fresh) if fresh is not None else None
+                if not native:
+                    to_delete.append(key)  # gone, or no longer cacheable
+                elif update_only and raw is None:
+                    continue  # not cached: do not populate, do not cascade
+                else:
+                    encoded = codec.encode(native)
+                    changed = raw is None or not self._same(codec, raw, encoded)
+                    if changed:
+                        to_set[key] = encoded
+            source = fresh if fresh is not None else instance
+            if changed and source is not None and invalidator is not None:
+                for entry in invalidator(source) or ():
+                    if isinstance(entry, str):
+                        to_delete.append(entry)
+                        continue
+                    related_model, related_pk, immediate = self._invalidation(entry)
+                    if immediate:
+                        to_delete.append(self.key_for(each_version, related_model, related_pk))
+                    invalid.append((related_model, related_pk, each_version))
+
+        self._apply(backend, to_set, [key for key in to_delete if key not in to_set])
+        return list(dict.fromkeys(invalid))
+
+    def delete_all_versions(self, model_name: str, obj_pk: Any) -> None:
+        """Delete the entries of one instance in every version."""
+        backend = self.backend
+        if backend is None:
+            return
+        keys = [self.key_for(version, model_name, obj_pk) for version in self.versions]
+        try:
+            backend.delete_many(keys)
+            stats.incr("deleted", len(keys))
+        except BackendUnavailable as error:
+            self._warn_unavailable("delete", error)
+
+    @staticmethod
+    def _invalidation(entry: Any) -> tuple[str, Any, bool]:
+        try:
+            related_model, related_pk, immediate = entry
+        except (TypeError, ValueError):
+            raise TypeError(
+                "an invalidator must return raw key strings or (model_name, pk, immediate) "
+                f"triples, not {entry!r}"
+            ) from None
+        return related_model, related_pk, bool(immediate)
+
+    @staticmethod
+    def _same(codec: Codec, raw: bytes, encoded: bytes) -> bool:
+        """Whether a cached value already holds this representation."""
+        if bytes(raw) == encoded:
+            return True
+        try:
+            return codec.decode(raw) == codec.decode(encoded)
+        except CorruptValue:
+            return False
+
+    def _apply(self, backend: Backend, to_set: dict[str, bytes], to_delete: list[str]) -> None:
+        """Write the deletions, then the new values; failures are logged, not raised."""
+        to_delete = list(dict.fromkeys(to_delete))
+        if to_delete:
+            try:
+                backend.delete_many(to_delete)
+                stats.incr("deleted", len(to_delete))
+            except BackendUnavailable as error:
+                self._warn_unavailable("delete", error)
+        if to_set:
+            refused = self._store(backend, to_set)
+            if refused:
+                # The old value is stale and the new one does not fit: drop the entry.
+                try:
+                    backend.delete_many(refused)
+                except BackendUnavailable as error:
+                    self._warn_unavailable("delete", error)
+
+    def _store(self, backend: Backend, items: dict[str, bytes]) -> list[str]:
+        """``set_many`` with the core's error policy; returns the keys refused for size."""
+        try:
+            backend.set_many(items, timeout=self.timeout)
+        except ValueTooLarge as error:
+            stats.incr("stored", len(items) - len(error.keys))
+            stats.incr("too_large", len(error.keys))
+            self._warn_too_large(error)
+            return list(error.keys)
+        except BackendUnavailable as error:
+            self._warn_unavailable("write", error)
+            return []
+        stats.incr("stored", len(items))
+        return []
+
+    # -- logging ----------------------------------------------------------------------
+    @staticmethod
+    def _warn_unavailable(operation: str, error: BackendUnavailable) -> None:
+        stats.incr("errors")
+        logger.warning(
+            "drf-instcache: cache %s failed, serving from the database: %s", operation, error
+        )
+
+    @staticmethod
+    def _warn_too_large(error: ValueTooLarge) -> None:
+        """Warn once per key and process: an oversized instance stays oversized."""
+        new = [key for key in error.keys if key not in _too_large_warned]
+        if not new:
+            logger.debug("drf-instcache: still too large to cache: %s", error.keys)
+            return
+        if len(_too_large_warned) < _MAX_WARNED_KEYS:
+            _too_large_warned.update(new)
+        logger.warning(
+            "drf-instcache: %d instance(s) too large to cache (limit %d bytes), served from "
+            "the database: %s",
+            len(new),
+            error.limit,
+            ", ".join(new[:5]),
+        )
+
+
+# -- batch loading -------------------------------------------------------------------
+def _relation(model: type[models.Model], name: str) -> Any:
+    """Find a relation by field name, related query name or reverse accessor name."""
+    for field in model._meta.get_fields():
+        if not field.is_relation:
+            continue
+        accessor = field.get_accessor_name() if hasattr(field, "get_accessor_name") else None
+        if name in (field.name, accessor):
+            return field
+    relations = sorted(
+        (field.get_accessor_name() if hasattr(field, "get_accessor_name") else field.name) or ""
+        for field in model._meta.get_fields()
+        if field.is_relation
+    )
+    raise FieldDoesNotExist(
+        f"{model.__name__} has no relation {name!r}; relations: {', '.join(relations)}"
+    )
+
+
+def load_many_with_related_pks(
+    queryset: models.QuerySet | type[models.Model],
+    pks: Iterable[Any],
+    related_names: Iterable[str] = (),
+) -> dict[Any, models.Model]:
+    """Load rows by primary key, with the pks of their to-many relations attached.
+
+    One query loads the rows (``in_bulk``); then, for each name in ``related_names``,
+    ONE query reads the (owner pk, related pk) pairs of every row, stored on each
+    instance as ``_<name>_pks`` (sorted). Serializers that read those attributes, as
+    the usage guide's ``add_related_pks`` functions do, then cost no query per row: a
+    cold list of any length costs ``1 + len(related_names)`` queries.
+
+    Returns ``{pk: instance}`` for the rows that exist.
+    """
+    if isinstance(queryset, type) and issubclass(queryset, models.Model):
+        queryset = queryset._default_manager.all()
+    wanted = list(dict.fromkeys(pks))
+    if not wanted:
+        return {}
+    objects = queryset.in_bulk(wanted)
+    if not objects:
+        return {}
+    model = queryset.model
+    for name in related_names:
+        relation = _relation(model, name)
+        related: dict[Any, list[Any]] = {pk: [] for pk in objects}
+        pairs = (
+            model._base_manager.using(queryset.db)
+            .filter(pk__in=list(objects))
+            .values_list("pk", relation.name)
+            .order_by()
+        )
+        for owner_pk, related_pk in pairs:
+            if related_pk is not None:
+                related[owner_pk].append(related_pk)
+        attribute = f"_{name}_pks"
+        for pk, obj in objects.items():
+            setattr(obj, attribute, sorted(related[pk]))
+    return objects
