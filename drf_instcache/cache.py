@@ -423,17 +423,59 @@ class BaseCache:
                         to_set[key] = encoded
             source = fresh if fresh is not None else instance
             if changed and source is not None and invalidator is not None:
-                for entry in invalidator(source) or ():
-                    if isinstance(entry, str):
-                        to_delete.append(entry)
-                        continue
-                    related_model, related_pk, immediate = self._invalidation(entry)
-                    if immediate:
-                        to_delete.append(self.key_for(each_version, related_model, related_pk))
-                    invalid.append((related_model, related_pk, each_version))
+                self._collect_invalidations(invalidator(source), each_version, to_delete, invalid)
 
         self._apply(backend, to_set, [key for key in to_delete if key not in to_set])
         return list(dict.fromkeys(invalid))
+
+    def forget_instance(
+        self,
+        model_name: str,
+        pk: Any,
+        instance: Any = None,
+        version: str | None = None,
+    ) -> list[Invalidation]:
+        """Delete the entries of a row known to be deleted; return what to update next.
+
+        Unlike :meth:`update_instance` nothing is loaded: the row is gone. The
+        invalidator runs on the caller's ``instance`` (its foreign keys, and any
+        ``_<name>_pks`` attached before the delete, say which entries embedded it).
+        """
+        versions = [self.resolve_version(version)] if version else list(self.versions)
+        backend = self.backend
+        if backend is None:
+            return []
+        to_delete: list[str] = []
+        invalid: list[Invalidation] = []
+        for each_version in versions:
+            functions = {
+                name: self.model_function(model_name, each_version, name)
+                for name in MODEL_FUNCTIONS
+            }
+            if functions["serializer"] is not None:
+                to_delete.append(self.key_for(each_version, model_name, pk))
+            invalidator = functions["invalidator"]
+            if instance is not None and invalidator is not None:
+                self._collect_invalidations(invalidator(instance), each_version, to_delete, invalid)
+        self._apply(backend, {}, to_delete)
+        return list(dict.fromkeys(invalid))
+
+    def _collect_invalidations(
+        self,
+        entries: Iterable[Any] | None,
+        version: str,
+        to_delete: list[str],
+        invalid: list[Invalidation],
+    ) -> None:
+        """Sort an invalidator's entries into keys to delete now and instances to update."""
+        for entry in entries or ():
+            if isinstance(entry, str):
+                to_delete.append(entry)
+                continue
+            related_model, related_pk, immediate = self._invalidation(entry)
+            if immediate:
+                to_delete.append(self.key_for(version, related_model, related_pk))
+            invalid.append((related_model, related_pk, version))
 
     def delete_all_versions(self, model_name: str, obj_pk: Any) -> None:
         """Delete the entries of one instance in every version."""
