@@ -88,6 +88,11 @@ class _RedisProcess:
     def running(self) -> bool:
         return self._executor.running()
 
+    @property
+    def pid(self) -> int | None:
+        process = self._executor.process
+        return process.pid if process is not None and self.running else None
+
     def start(self) -> None:
         if not self.running:
             self._executor.start()
@@ -129,7 +134,9 @@ class RedisServer:
     an outage and then the same server coming back (empty, since nothing is persisted).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: list[str] | None = None) -> None:
+        """``extra_args`` are more ``redis-server`` flags, e.g. ``["--requirepass", "s"]``."""
+        self.extra_args = list(extra_args or [])
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._process: _RedisProcess | None = None
 
@@ -148,11 +155,18 @@ class RedisServer:
     def running(self) -> bool:
         return self._process is not None and self._process.running
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (to pause it with SIGSTOP and simulate a hung server)."""
+        if self._process is None or self._process.pid is None:
+            raise RuntimeError("RedisServer is not running")
+        return self._process.pid
+
     def start(self) -> Self:
         """Start the server; the first start picks the port, later ones reuse it."""
         if self._process is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="instcache-redis-")
-            self._process = _start_on_free_port(Path(self._tempdir.name), [])
+            self._process = _start_on_free_port(Path(self._tempdir.name), self.extra_args)
         else:
             self._process.start()
         return self
