@@ -62,7 +62,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.cache.backends.redis import RedisCache
 from django.db import Error as DatabaseError
-from django.db import connections, router, transaction
+from django.db import connections, router
 
 from drf_instcache.backends.base import BaseBackend
 from drf_instcache.exceptions import ImproperlyConfigured, ValueTooLarge
@@ -294,5 +294,5 @@ class DjangoCacheBackend(BaseBackend):
             f"DELETE FROM {quote(cache._table)} WHERE {quote('cache_key')} "
             f"LIKE %s ESCAPE '{_LIKE_ESCAPE}' AND SUBSTR({quote('cache_key')}, 1, %s) = %s"
         )
-        with transaction.atomic(using=database), connection.cursor() as cursor:
+        with connection.cursor() as cursor:  # one statement: atomic on its own
             cursor.execute(sql, [_like_escape(head) + "%", len(head), head])
