@@ -1,0 +1,532 @@
+"""Memcached adapter: one server or several, through pymemcache.
+
+Install: ``pip install 'drf-instcache[memcached]'`` (pymemcache 4).
+
+Selecting it::
+
+    DRF_INSTCACHE_BACKEND = "memcached://127.0.0.1:11211"
+    DRF_INSTCACHE_BACKEND = "memcached://10.0.0.1:11211,10.0.0.2:11211?socket_timeout=0.25"
+    DRF_INSTCACHE_BACKEND = {
+        "BACKEND": "drf_instcache.backends.memcached.MemcachedBackend",
+        "LOCATION": ["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"],
+        "OPTIONS": {"socket_timeout": 0.25, "max_connections": 50},
+        "KEY_PREFIX": "api",
+        "TIMEOUT": 3600,
+    }
+
+``LOCATION`` is a list of ``host:port`` strings or one string ``"h1:p1,h2:p2"``; a
+missing port means 11211. One server uses a pooled client; several servers are
+sharded with pymemcache's ``HashClient`` rendezvous hash (the same key-to-server map
+as any other pymemcache ``HashClient`` over the same servers), one connection pool per
+server.
+
+Options (URL query parameters or ``OPTIONS``), with their defaults:
+
+``socket_timeout`` (0.5 s) and ``socket_connect_timeout`` (0.5 s)
+    How long one read/write or one connect may take. Short on purpose: a cache that
+    answers slowly is worse than no cache, since the core then serves from the database.
+``dead_retry`` (1.0 s)
+    After a server refused a connection or timed out, calls that need it fail at once
+    with ``BackendUnavailable`` for this long, instead of each waiting for a timeout.
+    Other servers keep serving their keys; keys are never moved to another server
+    (moving them would serve stale entries once the server comes back).
+``max_connections`` (None: unbounded)
+    Connections per server pool. Needing more raises ``BackendUnavailable``.
+``pool_idle_timeout`` (0: never)
+    Seconds after which an idle pooled connection is closed.
+``no_delay`` (True)
+    Set ``TCP_NODELAY``: requests are single writes, so Nagle's algorithm only adds
+    latency.
+``max_value_size`` (None: learned from the servers)
+    Largest value in bytes. By default the first call reads ``item_size_max`` from
+    ``stats settings`` on every server and allows the smallest, minus the per-item
+    overhead for the longest key (250 bytes) and the item header (64 bytes), so any
+    value under the limit stores under any key.
+``clear_batch_size`` (1000)
+    Keys per pipelined ``delete`` batch when :meth:`MemcachedBackend.clear` runs.
+``socket_module``, ``tls_context`` (``OPTIONS`` dict only)
+    Passed to pymemcache: a socket module (e.g. gevent's) and an ``ssl.SSLContext``.
+
+What each call costs: ``get_many`` is one multi-key ``get`` per server holding any of
+the keys, ``set_many`` one pipelined batch of ``set`` commands per server (replies are
+awaited, so errors surface) and ``delete_many`` one pipelined batch of ``delete`` per
+server. The first call of a backend also reads ``stats settings`` once per server.
+
+Expiry: lifetimes are rounded up to whole seconds. Memcached reads an expiry above 30
+days as a Unix timestamp, so longer lifetimes are sent as ``now + lifetime`` (the
+servers' clocks must then agree with this machine's). ``TIMEOUT: None`` stores without
+expiry; memcached may still evict entries when its memory is full.
+
+Limits: a value above the item limit raises ``ValueTooLarge`` after the other items
+were stored; a server that refuses a value as too large (its ``-I`` shrank, or an
+explicit ``max_value_size`` is above it) is handled the same way, at the cost of one
+request per item of that batch. With several servers, an unavailable server makes the
+call raise ``BackendUnavailable``; ``set_many`` and ``delete_many`` still apply their
+changes on the other servers first. ``clear`` enumerates keys with ``lru_crawler
+metadump all`` (memcached 1.5+, on by default) and deletes those of this prefix; it
+never runs ``flush_all``, so other applications' data survives, but it reads every key
+name on every server. Unix-socket locations are not supported.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import methodcaller
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import unquote_to_bytes
+
+from pymemcache.client.base import Client, PooledClient
+from pymemcache.client.hash import HashClient
+from pymemcache.exceptions import (
+    MemcacheError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+)
+
+from drf_instcache.backends.base import BaseBackend
+from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
+from drf_instcache.keys import MAX_KEY_LENGTH
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 11211
+DEFAULT_SOCKET_TIMEOUT = 0.5
+DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.5
+DEFAULT_DEAD_RETRY = 1.0
+DEFAULT_CLEAR_BATCH_SIZE = 1000
+
+ITEM_OVERHEAD = 64
+"""Bytes an item needs besides its key and value: memcached 1.6 uses 59 (header, CAS,
+terminators), measured against the real server; rounded up for safety."""
+
+RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
+"""Memcached reads a larger expiry as an absolute Unix timestamp."""
+
+CRAWLER_BUSY_WAIT = 5.0
+"""Seconds ``clear`` waits for memcached's LRU crawler to finish another job."""
+
+_OPTION_NAMES = frozenset(
+    {
+        "socket_timeout",
+        "socket_connect_timeout",
+        "dead_retry",
+        "max_connections",
+        "pool_idle_timeout",
+        "no_delay",
+        "max_value_size",
+        "clear_batch_size",
+        "socket_module",
+        "tls_context",
+    }
+)
+
+_STALE_CONNECTION_ERRORS = (
+    MemcacheUnexpectedCloseError,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
+"""A pooled connection the server closed (it restarted, or dropped idle clients)."""
+
+
+def _number_option(
+    options: Mapping[str, Any],
+    name: str,
+    default: float | None,
+    *,
+    minimum: float = 0,
+    allow_none: bool = False,
+    integer: bool = False,
+) -> Any:
+    """Read a numeric option, refusing wrong types and out-of-range values up front."""
+    value = options.get(name, default)
+    if value is None and allow_none:
+        return None
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise ImproperlyConfigured(
+            f"MemcachedBackend option {name!r} must be {kind} >= {minimum}"
+            f"{' or None' if allow_none else ''}, not {value!r}"
+        )
+    return value
+
+
+def parse_servers(location: Any) -> list[tuple[str, int]]:
+    """Turn a location into ``[(host, port), ...]``.
+
+    Accepts a list of ``host[:port]`` strings or one string of comma-separated servers,
+    optionally written as a ``memcached://`` URL.
+    """
+    if isinstance(location, str):
+        text = location.split("?", 1)[0]
+        if "://" in text:
+            text = text.split("://", 1)[1]
+        entries = text.split(",")
+    elif isinstance(location, list | tuple) and location:
+        entries = [str(entry) for entry in location]
+    else:
+        raise ImproperlyConfigured(
+            "MemcachedBackend LOCATION must be 'host:port', 'host:port,host:port' or a "
+            f"list of 'host:port' strings, not {location!r}"
+        )
+    servers = []
+    for entry in entries:
+        entry = entry.strip()
+        host, sep, port = entry.rpartition(":")
+        if not sep:
+            host, port = entry, str(DEFAULT_PORT)
+        if not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"MemcachedBackend server {entry!r} is not host:port with a port 1-65535"
+            )
+        servers.append((host, int(port)))
+    if len(set(servers)) != len(servers):
+        raise ImproperlyConfigured(f"MemcachedBackend LOCATION {location!r} repeats a server")
+    return servers
+
+
+def memcached_expire(lifetime: float | None, now: float) -> int:
+    """The exptime field for a lifetime in seconds (``None``: never expires).
+
+    Whole seconds, rounded up; beyond 30 days memcached expects an absolute Unix time.
+    """
+    if lifetime is None:
+        return 0
+    seconds = max(1, math.ceil(lifetime))
+    if seconds <= RELATIVE_EXPIRY_LIMIT:
+        return seconds
+    return int(now) + seconds
+
+
+def _is_too_large(error: BaseException) -> bool:
+    """True for memcached's ``SERVER_ERROR object too large for cache`` reply."""
+    return isinstance(error, MemcacheServerError) and "too large" in str(error)
+
+
+class _CrawlerBusy(MemcacheError):
+    """The server's LRU crawler is running another job; try again shortly."""
+
+
+@dataclass(eq=False)
+class _Node:
+    """One server: its connection pool, its item limit, and whether it is in a dead spell."""
+
+    name: str
+    host: str
+    port: int
+    client: PooledClient
+    item_size_max: int | None = None
+    down_until: float = 0.0
+    last_error: str = ""
+
+
+class MemcachedBackend(BaseBackend):
+    """Store instances in one memcached server, or shard them over several."""
+
+    scheme = "memcached"
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (MemcacheError, OSError)
+
+    def __init__(self, location: Any = None, **kwargs: Any) -> None:
+        super().__init__(location, **kwargs)
+        options = self.options
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise ImproperlyConfigured(
+                f"MemcachedBackend got unknown option(s) {sorted(unknown)}; known: "
+                f"{sorted(_OPTION_NAMES)}"
+            )
+        self.socket_timeout = _number_option(options, "socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+        self.socket_connect_timeout = _number_option(
+            options, "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT
+        )
+        self.dead_retry = _number_option(options, "dead_retry", DEFAULT_DEAD_RETRY)
+        self.clear_batch_size = _number_option(
+            options, "clear_batch_size", DEFAULT_CLEAR_BATCH_SIZE, minimum=1, integer=True
+        )
+        max_value_size = _number_option(
+            options, "max_value_size", None, minimum=1, allow_none=True, integer=True
+        )
+        if max_value_size is not None:
+            self._max_value_size = max_value_size
+        self._client_kwargs: dict[str, Any] = {
+            "connect_timeout": self.socket_connect_timeout,
+            "timeout": self.socket_timeout,
+            "no_delay": bool(options.get("no_delay", True)),
+            "socket_module": options.get("socket_module", socket),
+            "tls_context": options.get("tls_context"),
+            # Wait for every reply: a fire-and-forget write would hide failures.
+            "default_noreply": False,
+        }
+        pool_kwargs = {
+            "max_pool_size": _number_option(
+                options, "max_connections", None, minimum=1, allow_none=True, integer=True
+            ),
+            "pool_idle_timeout": _number_option(options, "pool_idle_timeout", 0),
+        }
+
+        servers = parse_servers(self.location)
+        self.servers = [f"{host}:{port}" for host, port in servers]
+        self._hasher: Any = None
+        if len(servers) == 1:
+            clients = {
+                self.servers[0]: PooledClient(servers[0], **self._client_kwargs, **pool_kwargs)
+            }
+        else:
+            # HashClient builds one pool per server and the rendezvous hash; we route
+            # each call's keys ourselves so a call costs one request per server (its
+            # delete_many sends one request per key) and a dead server's keys fail
+            # loudly instead of silently moving to another server.
+            hash_client = HashClient(
+                servers, use_pooling=True, ignore_exc=False, **self._client_kwargs, **pool_kwargs
+            )
+            clients = dict(hash_client.clients)
+            self._hasher = hash_client.hasher
+        self._nodes = {
+            name: _Node(name=name, host=host, port=port, client=clients[name])
+            for name, (host, port) in zip(self.servers, servers, strict=True)
+        }
+
+    def describe(self) -> str:
+        return f"memcached {','.join(self.servers)} (prefix {self.key_prefix!r})"
+
+    # -- routing ----------------------------------------------------------------------
+    def server_for(self, key: str) -> str:
+        """The ``host:port`` of the server that holds ``key`` (a caller's key)."""
+        return self._node_for(self.server_key(key)).name
+
+    def _node_for(self, server_key: str) -> _Node:
+        if self._hasher is None:
+            return next(iter(self._nodes.values()))
+        return self._nodes[self._hasher.get_node(server_key)]
+
+    def _by_node(self, server_keys: Iterable[str]) -> dict[_Node, list[str]]:
+        batches: dict[_Node, list[str]] = {}
+        for server_key in server_keys:
+            batches.setdefault(self._node_for(server_key), []).append(server_key)
+        return batches
+
+    # -- calling a server -------------------------------------------------------------
+    def _call(self, node: _Node, operation: str, request: Callable[[Any], T]) -> T:
+        """Run ``request(client)`` against ``node``, translating failures.
+
+        A connection the server had closed is retried once on a fresh connection, so a
+        restarted server costs no failed request. A refused connection or a timeout
+        starts a dead spell of ``dead_retry`` seconds during which calls fail at once.
+        ``SERVER_ERROR object too large`` is re-raised untouched for the caller.
+        """
+        now = time.monotonic()
+        if node.down_until > now:
+            raise BackendUnavailable(
+                f"memcached {node.name} is considered down for {node.down_until - now:.1f}s "
+                f"more after: {node.last_error}"
+            )
+        try:
+            try:
+                return request(node.client)
+            except _STALE_CONNECTION_ERRORS:
+                fresh = Client((node.host, node.port), **self._client_kwargs)
+                try:
+                    return request(fresh)
+                finally:
+                    fresh.close()
+        except MemcacheServerError as error:
+            if _is_too_large(error):
+                raise
+            raise self._unavailable(node, operation, error) from error
+        except RuntimeError as error:  # pymemcache's pool: "Too many objects"
+            raise self._unavailable(node, operation, error) from error
+        except self.unavailable_errors as error:
+            if isinstance(error, OSError) and not isinstance(error, _STALE_CONNECTION_ERRORS):
+                node.down_until = time.monotonic() + self.dead_retry
+            raise self._unavailable(node, operation, error) from error
+
+    def _unavailable(self, node: _Node, operation: str, error: BaseException) -> BackendUnavailable:
+        detail = f"{type(error).__name__}: {error}"
+        node.last_error = detail
+        return BackendUnavailable(
+            f"MemcachedBackend {operation} failed on {node.name} "
+            f"(prefix {self.key_prefix!r}): {detail}"
+        )
+
+    @staticmethod
+    def _raise_first(errors: Sequence[BackendUnavailable]) -> None:
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise BackendUnavailable("; ".join(str(error) for error in errors)) from errors[0]
+
+    # -- item size limit --------------------------------------------------------------
+    @property
+    def max_value_size(self) -> int | None:
+        """The explicit limit, else the one learned from the servers (None until known)."""
+        if self._max_value_size is not None:
+            return self._max_value_size
+        known = [node.item_size_max for node in self._nodes.values() if node.item_size_max]
+        if not known:
+            return None
+        return min(known) - MAX_KEY_LENGTH - ITEM_OVERHEAD
+
+    def _learn_item_limits(self) -> None:
+        """Read ``item_size_max`` from every server not asked yet (once per server).
+
+        Done on a backend's first call of any kind, so later calls cost exactly one
+        request per server. A server that does not answer is asked again next time.
+        """
+        if self._max_value_size is not None:
+            return
+        for node in self._nodes.values():
+            if node.item_size_max is not None:
+                continue
+            try:
+                stats = self._call(node, "stats settings", methodcaller("stats", "settings"))
+            except BackendUnavailable:
+                continue
+            size = stats.get(b"item_size_max")
+            if isinstance(size, int) and size > 0:
+                node.item_size_max = size
+
+    # -- protocol ---------------------------------------------------------------------
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        mapping = self.server_keys(keys)
+        self._learn_item_limits()
+        found: dict[str, bytes] = {}
+        for node, batch in self._by_node(mapping).items():
+            values = self._call(node, "get_many", methodcaller("get_many", batch))
+            for server_key, value in values.items():
+                found[mapping[server_key]] = value
+        return found
+
+    def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
+        if not items:
+            return
+        lifetime = self.resolve_timeout(timeout)
+        if lifetime is not None and lifetime <= 0:
+            self.delete_many(list(items))
+            return
+        self._learn_item_limits()
+        fitting, too_large = self.split_oversized(items)
+        expire = memcached_expire(lifetime, time.time())
+        payload = {self.server_key(key): bytes(value) for key, value in fitting.items()}
+        caller_keys = {self.server_key(key): key for key in fitting}
+        refused: list[str] = []
+        errors: list[BackendUnavailable] = []
+        for node, batch_keys in self._by_node(payload).items():
+            batch = {server_key: payload[server_key] for server_key in batch_keys}
+            try:
+                refused += self._store(node, batch, expire)
+            except BackendUnavailable as error:
+                errors.append(error)
+        self._raise_first(errors)
+        if refused:
+            keys = (too_large.keys if too_large else []) + [caller_keys[k] for k in refused]
+            sizes = (too_large.sizes if too_large else []) + [len(payload[k]) for k in refused]
+            raise ValueTooLarge(keys, self.max_value_size or min(sizes) - 1, sizes)
+        if too_large:
+            raise too_large
+
+    def _store(self, node: _Node, batch: dict[str, bytes], expire: int) -> list[str]:
+        """Store ``batch`` on ``node`` in one request; return the keys refused as too large."""
+        try:
+            not_stored = self._call(node, "set_many", methodcaller("set_many", batch, expire))
+        except MemcacheServerError:
+            # The reply stream stopped at the refusal, so which items were stored is
+            # unknown: store them one by one to find the refused ones (a rare path).
+            return self._store_one_by_one(node, batch, expire)
+        if not_stored:
+            raise self._unavailable(
+                node, "set_many", MemcacheServerError(f"{len(not_stored)} item(s) NOT_STORED")
+            )
+        return []
+
+    def _store_one_by_one(self, node: _Node, batch: dict[str, bytes], expire: int) -> list[str]:
+        refused = []
+        for server_key, value in batch.items():
+            try:
+                self._call(node, "set", methodcaller("set", server_key, value, expire))
+            except MemcacheServerError:
+                refused.append(server_key)
+        return refused
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        mapping = self.server_keys(keys)
+        self._learn_item_limits()
+        errors: list[BackendUnavailable] = []
+        for node, batch in self._by_node(mapping).items():
+            try:
+                self._call(node, "delete_many", methodcaller("delete_many", batch))
+            except BackendUnavailable as error:
+                errors.append(error)
+        self._raise_first(errors)
+
+    def clear(self) -> None:
+        """Delete this prefix's keys on every server, found with ``lru_crawler metadump``."""
+        head = f"{self.key_prefix}:".encode("ascii")
+        errors: list[BackendUnavailable] = []
+        for node in self._nodes.values():
+            try:
+                keys = self._call(node, "clear", lambda _client, n=node: self._dump_keys(n, head))
+                for start in range(0, len(keys), self.clear_batch_size):
+                    batch = keys[start : start + self.clear_batch_size]
+                    self._call(node, "clear", methodcaller("delete_many", batch))
+            except BackendUnavailable as error:
+                errors.append(error)
+        self._raise_first(errors)
+
+    def _dump_keys(self, node: _Node, head: bytes) -> list[str]:
+        """Keys on ``node`` starting with ``head``, waiting out a busy LRU crawler."""
+        deadline = time.monotonic() + CRAWLER_BUSY_WAIT
+        while True:
+            try:
+                return self._metadump(node, head)
+            except _CrawlerBusy:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _metadump(self, node: _Node, head: bytes) -> list[str]:
+        """Stream ``lru_crawler metadump all`` on its own connection, keeping our keys.
+
+        The dump lists every key on the server (URL-encoded, one per line) and can be
+        large, so it is filtered as it arrives rather than read into memory whole.
+        """
+        found: list[str] = []
+        with socket.create_connection(
+            (node.host, node.port), timeout=self.socket_connect_timeout
+        ) as sock:
+            # The crawler walks the whole cache; give it more than one request's time.
+            sock.settimeout(max(self.socket_timeout, CRAWLER_BUSY_WAIT))
+            sock.sendall(b"lru_crawler metadump all\r\n")
+            pending = b""
+            while True:
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    raise MemcacheUnexpectedCloseError()
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    line = line.rstrip(b"\r")
+                    if line.startswith(b"key="):
+                        key = unquote_to_bytes(line[4:].split(b" ", 1)[0])
+                        if key.startswith(head):
+                            found.append(key.decode("ascii"))
+                    elif line == b"END":
+                        return found
+                    elif line.startswith(b"BUSY"):
+                        raise _CrawlerBusy(line.decode("ascii", "replace"))
+                    elif line:
+                        raise MemcacheServerError(
+                            "lru_crawler metadump is not available: "
+                            + line.decode("ascii", "replace")
+                        )
+
+    def close(self) -> None:
+        for node in self._nodes.values():
+            node.client.close()
