@@ -166,7 +166,11 @@ class RedisServer:
         """Start the server; the first start picks the port, later ones reuse it."""
         if self._process is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="instcache-redis-")
-            self._process = _start_on_free_port(Path(self._tempdir.name), self.extra_args)
+            try:
+                self._process = _start_on_free_port(Path(self._tempdir.name), self.extra_args)
+            except BaseException:
+                self.shutdown()
+                raise
         else:
             self._process.start()
         return self

@@ -249,3 +249,22 @@ def test_values_come_back_as_the_exact_bytes_given(redis_server, cleanup):
     cleanup.append(backend)
     backend.set_many({"array": bytearray(b"\x00\xffarray"), "view": memoryview(b"\x01view")})
     assert backend.get_many(["array", "view"]) == {"array": b"\x00\xffarray", "view": b"\x01view"}
+
+
+def test_unix_socket_location(tmp_path):
+    require_binary("redis-server")
+    socket_path = tmp_path / "redis.sock"
+    with RedisServer(extra_args=["--unixsocket", str(socket_path)]):
+        backend = build_backend(
+            {
+                "BACKEND": "drf_instcache.backends.redis.RedisBackend",
+                "LOCATION": f"unix://{socket_path}?db=2",
+                "KEY_PREFIX": "unix",
+            }
+        )
+        try:
+            backend.set_many({"k": b"v"})
+            assert backend.get_many(["k"]) == {"k": b"v"}
+            assert redis.Redis(unix_socket_path=str(socket_path), db=2).get("unix:k") == b"v"
+        finally:
+            backend.close()
