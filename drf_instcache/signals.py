@@ -1,0 +1,487 @@
+"""Keep cached instances current: model signals -> commit -> invalidation cascade.
+
+``connect(MyCache)`` listens to the save, delete and many-to-many signals of every model
+the cache class serializes. Nothing is written when a signal fires: the refresh runs
+when the transaction commits (``transaction.on_commit``), so a rolled-back write never
+reaches the cache, and it reloads the committed rows, so it cannot cache a state other
+requests never saw.
+
+An invalidator says which entries embed an instance, from the instance's *current*
+relations. Two writes change those relations away from what the cache still shows:
+
+* an update that moves a foreign key (a Choice moved to another Question): the old
+  Question lists the Choice until refreshed, and only the row as it was names it;
+* a delete: Django removes many-to-many rows without sending ``m2m_changed``, so after
+  the delete nothing names the Users whose ``votes`` listed the deleted Choice.
+
+So ``pre_save`` (for updates, one loader call) and ``pre_delete`` run the invalidator
+on the row as it was and keep what it names; the refresh after commit covers both the
+old and the new relations.
+
+The cascade (an update returns the ``(model, pk, version)`` triples to refresh next) is
+followed with a work queue, not recursion, and refreshes each entry once, so deep
+chains and cyclic invalidators both terminate. With ``DRF_INSTCACHE_ASYNC = True`` the
+refreshes run as the Celery task :func:`drf_instcache.tasks.update_cache_task`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.db import transaction
+from django.db.models import Model
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
+
+from drf_instcache import settings as instcache_settings
+from drf_instcache.cache import BaseCache
+from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, UnknownModel
+
+logger = logging.getLogger("drf_instcache.signals")
+
+ASYNC_SETTING = "ASYNC"
+"""``DRF_INSTCACHE_ASYNC``: run cache refreshes as Celery tasks."""
+
+STALE_ATTRIBUTE = "_instcache_stale"
+"""Instance attribute carrying what ``pre_save``/``pre_delete`` found to its post signal."""
+
+ModelSpec = type[Model] | str
+
+
+# -- the cascade ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Refresh:
+    """One entry to recompute: ``version=None`` means every version of the cache class."""
+
+    model_name: str
+    pk: Any
+    version: str | None = None
+
+    def identities(self, versions: Sequence[str]) -> list[tuple[str, str, str]]:
+        """One identity per version covered; spelling of names and pks normalised.
+
+        Invalidators may spell a model "Question" or "question" and a pk 1 or "1".
+        """
+        name, pk = self.model_name.lower(), str(self.pk)
+        return [(name, pk, version) for version in ([self.version] if self.version else versions)]
+
+
+def update_cache_for_instance(
+    cache: BaseCache,
+    model_name: str,
+    pk: Any,
+    instance: Model | None = None,
+    version: str | None = None,
+) -> int:
+    """Refresh one instance's entries and everything its invalidators name, transitively.
+
+    The row is reloaded; when it is gone its entries are deleted and ``instance`` (as
+    ``post_delete`` passed it) tells its invalidator what embedded it. Returns how many
+    entries were refreshed.
+    """
+    return _cascade(cache, [Refresh(model_name, pk, version)], first_instance=instance)
+
+
+def _cascade(
+    cache: BaseCache, start: Iterable[Refresh], first_instance: Model | None = None
+) -> int:
+    pending = deque(start)
+    versions = list(cache.versions)
+    done: set[tuple[str, str, str]] = set()
+    refreshed = 0
+    instance = first_instance
+    while pending:
+        refresh = pending.popleft()
+        identities = refresh.identities(versions)
+        if done.issuperset(identities):
+            continue
+        done.update(identities)
+        refreshed += 1
+        try:
+            follow = cache.update_instance(
+                refresh.model_name, refresh.pk, instance=instance, version=refresh.version
+            )
+        except UnknownModel:
+            logger.warning(
+                "%s has no cache functions for %r (named by an invalidator); skipped",
+                type(cache).__name__,
+                refresh.model_name,
+            )
+            follow = []
+        instance = None
+        pending.extend(Refresh(name, pk, version) for name, pk, version in follow)
+    return refreshed
+
+
+def _versions(cache: BaseCache, version: str | None) -> list[str]:
+    return [version] if version else list(cache.versions)
+
+
+@dataclass
+class Stale:
+    """What an instance's invalidator named before the write: refresh it after commit."""
+
+    refreshes: list[Refresh] = field(default_factory=list)
+    raw_keys: list[str] = field(default_factory=list)
+
+
+def _named_by_invalidator(
+    cache: BaseCache, model_name: str, version: str | None, load: Callable[[str], Any]
+) -> Stale:
+    """Run the model's invalidator on ``load(version)``, for each version."""
+    stale = Stale()
+    for each in _versions(cache, version):
+        invalidator = cache.model_function(model_name, each, "invalidator")
+        obj = load(each) if invalidator is not None else None
+        if obj is None:
+            continue
+        for entry in invalidator(obj) or ():
+            if isinstance(entry, str):
+                stale.raw_keys.append(entry)
+            else:
+                name, pk, _immediate = entry
+                stale.refreshes.append(Refresh(name, pk, each))
+    return stale
+
+
+def _delete_raw_keys(cache: BaseCache, keys: Sequence[str]) -> None:
+    backend = cache.backend
+    if backend is None or not keys:
+        return
+    try:
+        backend.delete_many(list(dict.fromkeys(keys)))
+    except BackendUnavailable as error:
+        logger.warning("drf-instcache: could not delete %d stale key(s): %s", len(keys), error)
+
+
+# -- running after commit ---------------------------------------------------------------
+def cache_class_path(cache_class: type[BaseCache]) -> str:
+    """The dotted path a Celery worker imports the cache class from."""
+    return f"{cache_class.__module__}.{cache_class.__qualname__}"
+
+
+def import_cache_class(path: str) -> type[BaseCache]:
+    """Import a cache class from :func:`cache_class_path`'s dotted path."""
+    module_path, _, name = path.rpartition(".")
+    try:
+        cache_class = getattr(importlib.import_module(module_path), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ImproperlyConfigured(f"cannot import cache class {path!r}: {error}") from error
+    if not (isinstance(cache_class, type) and issubclass(cache_class, BaseCache)):
+        raise ImproperlyConfigured(f"{path!r} is not a BaseCache subclass")
+    return cache_class
+
+
+def runs_async() -> bool:
+    """True when ``DRF_INSTCACHE_ASYNC`` sends refreshes to Celery."""
+    return bool(instcache_settings.get_setting(ASYNC_SETTING, False))
+
+
+def async_task() -> Any:
+    """The Celery task, or an error naming the extra to install."""
+    try:
+        from drf_instcache.tasks import update_cache_task
+    except (ImportError, ImproperlyConfigured) as error:
+        raise ImproperlyConfigured(
+            "DRF_INSTCACHE_ASYNC is True but Celery is not installed: "
+            "pip install 'drf-instcache[celery]', or set DRF_INSTCACHE_ASYNC = False"
+        ) from error
+    return update_cache_task
+
+
+def _task_pk(pk: Any) -> Any:
+    """A pk any Celery serializer can carry (UUIDs and the like travel as strings)."""
+    return pk if isinstance(pk, int | str) else str(pk)
+
+
+@dataclass
+class Job:
+    """The refreshes one signal asks for, run once the transaction commits."""
+
+    cache_class: type[BaseCache]
+    refreshes: list[Refresh]
+    deleted: Model | None = None
+    """The deleted instance, for its invalidator; then ``refreshes[0]`` is its own entry."""
+    raw_keys: list[str] = field(default_factory=list)
+
+    def run(self) -> None:
+        cache = self.cache_class()
+        _delete_raw_keys(cache, self.raw_keys)
+        refreshes = list(self.refreshes)
+        if self.deleted is not None:
+            # The row is gone: drop its entries without a load, and let its invalidator
+            # (on the instance as deleted) say what embedded it. A deleted instance
+            # could not travel to a Celery worker anyway.
+            gone, refreshes = refreshes[0], refreshes[1:]
+            follow = cache.forget_instance(
+                gone.model_name, gone.pk, self.deleted, version=gone.version
+            )
+            refreshes.extend(Refresh(name, pk, version) for name, pk, version in follow)
+        if not runs_async():
+            _cascade(cache, refreshes)
+            return
+        task, path, versions = async_task(), cache_class_path(self.cache_class), cache.versions
+        unique = {tuple(refresh.identities(versions)): refresh for refresh in refreshes}
+        for each in unique.values():
+            task.delay(path, each.model_name, _task_pk(each.pk), each.version)
+
+
+def _after_commit(using: str | None, job: Job) -> None:
+    """Run ``job`` once the transaction commits (at once outside a transaction).
+
+    ``robust``: the write is already committed, so a failing cache update must not turn
+    it into an error response; Django logs the exception, and the entry's lifetime
+    bounds the staleness.
+    """
+    transaction.on_commit(job.run, using=using, robust=True)
+
+
+# -- receivers ----------------------------------------------------------------------------
+def _model_name(model: type[Model]) -> str:
+    return model._meta.model_name or model.__name__.lower()
+
+
+def _stash(instance: Model, cache_class: type[BaseCache], version: str | None, stale: Stale):
+    instance.__dict__.setdefault(STALE_ATTRIBUTE, {})[(cache_class, version)] = stale
+
+
+def _unstash(instance: Model, cache_class: type[BaseCache], version: str | None) -> Stale:
+    return instance.__dict__.get(STALE_ATTRIBUTE, {}).pop((cache_class, version), Stale())
+
+
+def _guarded(what: str, compute: Callable[[], Stale]) -> Stale:
+    """Run a pre-write computation; a cache bug must not make the write itself fail."""
+    try:
+        return compute()
+    except Exception:
+        logger.exception("drf-instcache: %s failed; related entries may stay stale", what)
+        return Stale()
+
+
+class _Receivers:
+    """The signal receivers of one connected (cache class, version)."""
+
+    def __init__(self, cache_class: type[BaseCache], version: str | None) -> None:
+        self.cache_class = cache_class
+        self.version = version
+
+    def is_cached(self, model: type[Model]) -> bool:
+        return model in _connected.get((self.cache_class, self.version), ())
+
+    def pre_save(self, sender: type[Model], instance: Model, raw: bool = False, **kwargs):
+        if raw or instance._state.adding or instance.pk is None:
+            return
+        if not instcache_settings.enabled():
+            return
+        cache, name, pk = self.cache_class(), _model_name(sender), instance.pk
+
+        def load_old(version: str) -> Any:
+            loader = cache.model_function(name, version, "loader")
+            return loader(pk) if loader is not None else None
+
+        stale = _guarded(
+            f"reading the old {name} {pk!r}",
+            lambda: _named_by_invalidator(cache, name, self.version, load_old),
+        )
+        _stash(instance, self.cache_class, self.version, stale)
+
+    def post_save(self, sender: type[Model], instance: Model, raw: bool = False, using=None, **kw):
+        if raw:  # loaddata: fixtures are not the application changing data
+            return
+        stale = _unstash(instance, self.cache_class, self.version)
+        if not instcache_settings.enabled():
+            return
+        own = Refresh(_model_name(sender), instance.pk, self.version)
+        job = Job(self.cache_class, [own, *stale.refreshes], raw_keys=stale.raw_keys)
+        _after_commit(using, job)
+
+    def pre_delete(self, sender: type[Model], instance: Model, **kwargs):
+        if not instcache_settings.enabled():
+            return
+        cache, name = self.cache_class(), _model_name(sender)
+        stale = _guarded(
+            f"invalidating the deleted {name} {instance.pk!r}",
+            lambda: _named_by_invalidator(cache, name, self.version, lambda version: instance),
+        )
+        _stash(instance, self.cache_class, self.version, stale)
+
+    def post_delete(self, sender: type[Model], instance: Model, using=None, **kwargs):
+        stale = _unstash(instance, self.cache_class, self.version)
+        if not instcache_settings.enabled():
+            return
+        # Django sets instance.pk to None once the delete is over: keep it as it is now.
+        snapshot = copy.copy(instance)
+        own = Refresh(_model_name(sender), instance.pk, self.version)
+        job = Job(
+            self.cache_class, [own, *stale.refreshes], deleted=snapshot, raw_keys=stale.raw_keys
+        )
+        _after_commit(using, job)
+
+    def m2m_receiver(self, relation: Any) -> Callable[..., None]:
+        def on_change(sender, instance, action, reverse, model, pk_set, using=None, **kw):
+            if action not in ("post_add", "post_remove", "pre_clear"):
+                return
+            if not instcache_settings.enabled():
+                return
+            refreshes = []
+            if self.is_cached(type(instance)):
+                refreshes.append(Refresh(_model_name(type(instance)), instance.pk, self.version))
+            if self.is_cached(model):
+                if action == "pre_clear":  # post_clear has no pk_set: read it while we can
+                    related = _related_pks_before_clear(relation, sender, instance, reverse, using)
+                else:
+                    related = list(pk_set or ())
+                refreshes.extend(Refresh(_model_name(model), pk, self.version) for pk in related)
+            if refreshes:
+                _after_commit(using, Job(self.cache_class, refreshes))
+
+        return on_change
+
+
+def _related_pks_before_clear(
+    relation: Any, through: type[Model], instance: Model, reverse: bool, using: str | None
+) -> list[Any]:
+    """The pks a ``clear()`` is about to unlink from ``instance``."""
+    source, target = relation.m2m_field_name(), relation.m2m_reverse_field_name()
+    if reverse:
+        source, target = target, source
+    target_column = through._meta.get_field(target).attname
+    return list(
+        through._default_manager.using(using)
+        .filter(**{source: instance.pk})
+        .values_list(target_column, flat=True)
+    )
+
+
+# -- connect / disconnect -----------------------------------------------------------------
+_connected: dict[tuple[type[BaseCache], str | None], set[type[Model]]] = {}
+"""The models each connected (cache class, version) refreshes; the m2m receivers read it."""
+
+_MODEL_SIGNALS = (
+    ("pre_save", pre_save),
+    ("post_save", post_save),
+    ("pre_delete", pre_delete),
+    ("post_delete", post_delete),
+)
+
+
+def _resolve_model(spec: ModelSpec) -> type[Model]:
+    if isinstance(spec, str):
+        try:
+            return apps.get_model(spec)
+        except (LookupError, ValueError) as error:
+            raise ImproperlyConfigured(
+                f"cannot connect cache signals for {spec!r}: {error}"
+            ) from error
+    return spec
+
+
+def cached_models(cache_class: type[BaseCache], version: str | None = None) -> list[type[Model]]:
+    """The installed models whose names the cache class serializes (in any version).
+
+    The cache keys instances by model name alone, so two installed models sharing a
+    name are ambiguous: pass ``models=`` to :func:`connect` to choose.
+    """
+    cache = cache_class()
+    names: set[str] = set()
+    for each in _versions(cache, version):
+        names.update(name.lower() for name in cache.known_models(each))
+    by_name: dict[str, list[type[Model]]] = {}
+    for model in apps.get_models():
+        by_name.setdefault(_model_name(model), []).append(model)
+    chosen = []
+    for name in sorted(names):
+        matches = by_name.get(name, [])
+        if len(matches) != 1:
+            found = ", ".join(model._meta.label for model in matches) or "none is installed"
+            raise ImproperlyConfigured(
+                f"{cache_class.__name__} caches {name!r}, which must name exactly one "
+                f"installed model ({found}): pass models=[...] to connect()"
+            )
+        chosen.extend(matches)
+    return chosen
+
+
+def _models(cache_class, models: Iterable[ModelSpec] | None, version) -> list[type[Model]]:
+    if models is None:
+        return cached_models(cache_class, version)
+    return [_resolve_model(spec) for spec in models]
+
+
+def _uid(cache_class: type[BaseCache], version: str | None, signal: str, model: type[Model]):
+    path = cache_class_path(cache_class)
+    return f"drf_instcache:{path}:{version or '*'}:{signal}:{model._meta.label}"
+
+
+def _m2m_relations(models: Iterable[type[Model]]) -> dict[type[Model], Any]:
+    """Through model -> its ManyToManyField, for every m2m relation touching ``models``."""
+    relations: dict[type[Model], Any] = {}
+    for model in models:
+        for each in model._meta.get_fields(include_hidden=True):
+            if each.many_to_many:
+                relation = each if each.concrete else each.remote_field
+                relations[relation.remote_field.through] = relation
+    return relations
+
+
+def connect(
+    cache_class: type[BaseCache],
+    models: Iterable[ModelSpec] | None = None,
+    version: str | None = None,
+) -> list[type[Model]]:
+    """Keep ``cache_class``'s entries current when ``models`` change; returns the models.
+
+    ``models`` defaults to every installed model the cache class serializes (classes or
+    ``"app_label.Model"`` strings); ``version`` limits refreshes to one version (default:
+    all). Receivers carry dispatch uids, so connecting twice changes nothing.
+    """
+    if runs_async():
+        async_task()  # fail at start-up, not at the first write, when Celery is missing
+    chosen = _models(cache_class, models, version)
+    receivers = _Receivers(cache_class, version)
+    for model in chosen:
+        for name, signal in _MODEL_SIGNALS:
+            signal.connect(
+                getattr(receivers, name),
+                sender=model,
+                weak=False,
+                dispatch_uid=_uid(cache_class, version, name, model),
+            )
+    _connected.setdefault((cache_class, version), set()).update(chosen)
+    for through, relation in _m2m_relations(chosen).items():
+        m2m_changed.connect(
+            receivers.m2m_receiver(relation),
+            sender=through,
+            weak=False,
+            dispatch_uid=_uid(cache_class, version, "m2m_changed", through),
+        )
+    return chosen
+
+
+def disconnect(
+    cache_class: type[BaseCache],
+    models: Iterable[ModelSpec] | None = None,
+    version: str | None = None,
+) -> None:
+    """Undo :func:`connect` with the same arguments."""
+    chosen = _models(cache_class, models, version)
+    for model in chosen:
+        for name, signal in _MODEL_SIGNALS:
+            signal.disconnect(sender=model, dispatch_uid=_uid(cache_class, version, name, model))
+    remaining = _connected.get((cache_class, version), set()) - set(chosen)
+    if remaining:
+        _connected[(cache_class, version)] = remaining
+    else:
+        _connected.pop((cache_class, version), None)
+    still_needed = _m2m_relations(remaining)
+    for through in _m2m_relations(chosen):
+        if through not in still_needed:
+            m2m_changed.disconnect(
+                sender=through, dispatch_uid=_uid(cache_class, version, "m2m_changed", through)
+            )

@@ -1,0 +1,37 @@
+"""The cache refresh as a Celery task, for ``DRF_INSTCACHE_ASYNC = True``.
+
+Moving the invalidation cascade to a worker keeps it out of the write request's
+response time. The task receives names, not objects (a cache class path, a model name,
+a primary key), so it works with any Celery serializer, and reloads everything from the
+database, which the signal helpers only ask for after the transaction committed.
+
+Importing this module needs Celery (``pip install 'drf-instcache[celery]'``); the signal
+helpers import it only when ``DRF_INSTCACHE_ASYNC`` is on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from celery import shared_task
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    from drf_instcache.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "drf_instcache.tasks needs Celery: pip install 'drf-instcache[celery]'"
+    ) from error
+
+from drf_instcache.signals import import_cache_class, update_cache_for_instance
+
+
+@shared_task(name="drf_instcache.update_cache", ignore_result=True)
+def update_cache_task(
+    cache_class_path: str, model_name: str, pk: Any, version: str | None = None
+) -> int:
+    """Refresh one instance's entry and follow its invalidation cascade.
+
+    Returns how many entries were refreshed (handy in eager mode and in task logs).
+    """
+    cache = import_cache_class(cache_class_path)()
+    return update_cache_for_instance(cache, model_name, pk, version=version)
