@@ -45,6 +45,11 @@ Limits:
   ``OPTIONS["MAX_ENTRIES"]`` (300 by default): raise it to hold the working set.
 * Local memory is per process; use a shared server when several processes serve the API.
 * Values are pickled by most Django backends (bytes round-trip exactly).
+* Give Django's ``RedisCache`` short ``socket_timeout``/``socket_connect_timeout``
+  ``OPTIONS``: redis-py otherwise waits up to 5 s per operation before the core can fall
+  back to the database.
+* With ``DatabaseCache`` inside a transaction (``ATOMIC_REQUESTS``), a failing cache query
+  (a missing table: run ``createcachetable``) aborts that transaction on PostgreSQL.
 """
 
 from __future__ import annotations

@@ -212,9 +212,13 @@ class RedisBackend(BaseBackend):
                 f"{sorted(_OPTION_NAMES)} (pass redis-py arguments in 'client_options')"
             )
         self.cluster = bool(options.get("cluster", False))
-        self.socket_timeout = _number_option(options, "socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+        # Timeouts must be bounded and positive: None would let a hung server block a
+        # request forever, 0 would make redis-py's sockets non-blocking.
+        self.socket_timeout = _number_option(
+            options, "socket_timeout", DEFAULT_SOCKET_TIMEOUT, minimum=0.001
+        )
         self.socket_connect_timeout = _number_option(
-            options, "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT
+            options, "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT, minimum=0.001
         )
         self.retries = _number_option(options, "retries", DEFAULT_RETRIES, integer=True)
         self.max_connections = _number_option(

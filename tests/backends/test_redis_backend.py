@@ -109,6 +109,8 @@ def test_client_options_reach_redis_py(redis_server, cleanup):
         ({"sokcet_timeout": 1}, "sokcet_timeout"),
         ({"socket_timeout": "fast"}, "socket_timeout"),
         ({"socket_timeout": -1}, "socket_timeout"),
+        ({"socket_connect_timeout": 0}, "socket_connect_timeout"),
+        ({"socket_timeout": None}, "socket_timeout"),
         ({"retries": 1.5}, "retries"),
         ({"max_connections": 0}, "max_connections"),
         ({"clear_batch_size": 0}, "clear_batch_size"),
