@@ -39,7 +39,7 @@ def locmem_alias(add_alias: AddAlias, **extra: Any) -> str:
 
 
 @pytest.fixture
-def memcached_server() -> Iterator[MemcachedServer]:
+def own_memcached_server() -> Iterator[MemcachedServer]:
     require_binary("memcached")
     with MemcachedServer(item_size="1m") as server:
         yield server
@@ -206,8 +206,8 @@ def memcached_alias(add_alias: AddAlias, server: MemcachedServer) -> str:
     )
 
 
-def test_memcached_alias_round_trip_and_item_limit(django_cache_alias, memcached_server):
-    alias = memcached_alias(django_cache_alias, memcached_server)
+def test_memcached_alias_round_trip_and_item_limit(django_cache_alias, own_memcached_server):
+    alias = memcached_alias(django_cache_alias, own_memcached_server)
     backend = DjangoCacheBackend(alias, key_prefix="mc")
     assert backend.max_value_size == MEMCACHED_VALUE_LIMIT
     long_key = "m" * 400
@@ -219,18 +219,18 @@ def test_memcached_alias_round_trip_and_item_limit(django_cache_alias, memcached
     assert backend.get_many(["huge", "fine"]) == {"fine": b"f"}
 
 
-def test_memcached_alias_refuses_partial_clear(django_cache_alias, memcached_server):
-    alias = memcached_alias(django_cache_alias, memcached_server)
+def test_memcached_alias_refuses_partial_clear(django_cache_alias, own_memcached_server):
+    alias = memcached_alias(django_cache_alias, own_memcached_server)
     backend = DjangoCacheBackend(alias)
     with pytest.raises(ImproperlyConfigured, match="PyMemcacheCache"):
         backend.clear()
 
 
-def test_memcached_alias_outage_is_unavailable(django_cache_alias, memcached_server):
-    alias = memcached_alias(django_cache_alias, memcached_server)
+def test_memcached_alias_outage_is_unavailable(django_cache_alias, own_memcached_server):
+    alias = memcached_alias(django_cache_alias, own_memcached_server)
     backend = DjangoCacheBackend(alias)
     backend.set_many({"k": b"v"})
-    memcached_server.stop()
+    own_memcached_server.stop()
     with pytest.raises(BackendUnavailable):
         backend.get_many(["k"])
     with pytest.raises(BackendUnavailable):
