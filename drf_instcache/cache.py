@@ -56,7 +56,7 @@ ObjectSpec = tuple[str, Any, Any]
 InstanceMap = dict[tuple[str, Any], tuple[dict[str, Any], str, Any]]
 Invalidation = tuple[str, Any, str]
 
-_MISSING = object()
+_MISSING: Any = object()
 _MAX_WARNED_KEYS = 1000
 _too_large_warned: set[str] = set()
 
