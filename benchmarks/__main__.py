@@ -1,0 +1,373 @@
+"""Command line of the benchmark harness: ``python -m benchmarks [--quick] --out DIR``.
+
+The order matters: servers are started and the database chosen *before* Django is set
+up, because :mod:`benchmarks.settings` reads their addresses from the environment (and
+the gunicorn processes of the end-to-end workload inherit the same environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmarks import report
+from benchmarks.servers import ALL_BACKENDS, BenchServers, Target
+from benchmarks.timing import Plan
+
+REPO = Path(__file__).resolve().parent.parent
+WORKLOADS = ("backend", "core", "e2e")
+FULL_SIZES = (1, 10, 100, 1000)
+QUICK_SIZES = (1, 10, 100)
+
+
+@dataclass
+class EndToEndSettings:
+    """How long and how hard the load generator pushes each server."""
+
+    duration: float = 3.0
+    warmup: float = 1.0
+    repeats: int = 3
+    connections: int = 4
+    workers: int = 2
+
+
+@dataclass
+class RunSettings:
+    """Everything a run was asked to do, recorded verbatim in the JSON."""
+
+    quick: bool
+    out: Path
+    backends: list[str]
+    workloads: list[str]
+    sizes: list[int]
+    plan: Plan
+    cold_plan: Plan
+    e2e: EndToEndSettings = field(default_factory=EndToEndSettings)
+    database: str = "auto"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "quick": self.quick,
+            "out": str(self.out),
+            "backends": self.backends,
+            "workloads": self.workloads,
+            "sizes": self.sizes,
+            "plan": self.plan.to_json(),
+            "cold_plan": self.cold_plan.to_json(),
+            "end_to_end": asdict(self.e2e),
+            "database": self.database,
+        }
+
+
+def _csv(kind: type, choices: Sequence[Any] | None = None) -> Any:
+    def parse(text: str) -> list[Any]:
+        values = [kind(part.strip()) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one value")
+        if choices is not None:
+            unknown = [value for value in values if value not in choices]
+            if unknown:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {', '.join(map(str, unknown))}; choose from {', '.join(choices)}"
+                )
+        return values
+
+    return parse
+
+
+def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time drf-instcache on every available backend: adapter vs raw client, "
+        "the strategy core, and the example API end to end against plain DRF.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a run of well under a minute: fewer repeats, N up to 100, short load tests",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/latest"), help="results folder (created)"
+    )
+    parser.add_argument(
+        "--backends",
+        type=_csv(str, ALL_BACKENDS),
+        default=list(ALL_BACKENDS),
+        help=f"comma-separated subset of {','.join(ALL_BACKENDS)}",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=_csv(str, WORKLOADS),
+        default=list(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)}",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_csv(int),
+        default=None,
+        help="batch sizes N (default 1,10,100,1000; --quick: 1,10,100)",
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per figure")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per end-to-end load test"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=None, help="concurrent end-to-end clients"
+    )
+    parser.add_argument(
+        "--database",
+        choices=("auto", "postgres", "sqlite"),
+        default="auto",
+        help="auto: PostgreSQL when it answers on 127.0.0.1:5432, else SQLite",
+    )
+    args = parser.parse_args(argv)
+
+    if args.quick:
+        plan = Plan(repeats=3, min_repeat_time=0.01, max_number=2000)
+        cold_plan = Plan(repeats=3, min_repeat_time=0.01, max_number=50)
+        # wrk measures whole seconds: one 1 s load test per endpoint and configuration.
+        e2e = EndToEndSettings(duration=1.0, warmup=0.3, repeats=1)
+        sizes = list(QUICK_SIZES)
+    else:
+        plan = Plan(repeats=7, min_repeat_time=0.05)
+        cold_plan = Plan(repeats=5, min_repeat_time=0.05, max_number=200)
+        e2e = EndToEndSettings()
+        sizes = list(FULL_SIZES)
+    if args.sizes:
+        sizes = sorted(set(args.sizes))
+        if sizes[0] < 1:
+            parser.error("--sizes must be positive")
+    if args.repeats:
+        plan = Plan(args.repeats, plan.min_repeat_time, plan.max_number)
+        cold_plan = Plan(args.repeats, cold_plan.min_repeat_time, cold_plan.max_number)
+        e2e.repeats = args.repeats
+    if args.duration:
+        e2e.duration = args.duration
+    if args.connections:
+        e2e.connections = args.connections
+    return RunSettings(
+        quick=args.quick,
+        out=args.out,
+        backends=args.backends,
+        workloads=[name for name in WORKLOADS if name in args.workloads],
+        sizes=sizes,
+        plan=plan,
+        cold_plan=cold_plan,
+        e2e=e2e,
+        database=args.database,
+    )
+
+
+def _setup_django(environment: dict[str, str]) -> None:
+    os.environ.update(environment)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    import django
+
+    django.setup()
+
+
+class Run:
+    """One benchmark run: owns the record and reports workload failures into it."""
+
+    def __init__(self, settings: RunSettings, console: Console) -> None:
+        self.settings = settings
+        self.console = console
+        self.record = report.new_record()
+
+    def error(self, workload: str, target: Target | str, error: BaseException) -> None:
+        name = target if isinstance(target, str) else target.name
+        self.record["errors"].append(
+            {"workload": workload, "backend": name, "error": f"{type(error).__name__}: {error}"}
+        )
+
+    def skip_workload(self, name: str, reason: str) -> None:
+        self.record["settings"].setdefault("skipped_workloads", []).append(
+            {"name": name, "reason": reason}
+        )
+
+    def execute(self) -> int:
+        settings = self.settings
+        record = self.record
+        started = time.monotonic()
+        record["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        record["command"] = [sys.executable, "-m", "benchmarks", *sys.argv[1:]]
+        record["settings"] = settings.to_json()
+
+        from benchmarks import data, machine
+
+        with (
+            tempfile.TemporaryDirectory(prefix="instcache-bench-") as workdir,
+            BenchServers(settings.backends, Path(workdir)) as servers,
+        ):
+            forced = None if settings.database == "auto" else settings.database
+            environment = {
+                **data.choose_database(REPO / "var" / "bench" / "bench.sqlite3", forced),
+                **servers.environment,
+            }
+            _setup_django(environment)
+            record["machine"] = machine.describe(REPO)
+            record["versions"] = machine.versions()
+            record["servers"] = dict(servers.versions)
+            record["backends"]["measured"] = [
+                {"name": t.name, "title": t.title, "url": t.url, **t.details}
+                for t in servers.targets
+            ]
+            record["backends"]["skipped"] = [asdict(s) for s in servers.skipped]
+            for skipped in servers.skipped:
+                self.console.print(
+                    f"[yellow]skipped backend {skipped.name}[/yellow]: {skipped.reason}",
+                    highlight=False,
+                )
+
+            with self.console.status("preparing the benchmark database"):
+                record["database"] = data.prepare_database()
+                dataset = data.load_dataset(max(settings.sizes))
+            record["dataset"] = dataset.describe()
+            self.console.print(
+                f"database: {record['database']['vendor']} {record['database']['server_version']}"
+                f", {record['database']['questions']} questions"
+                f"{' (seeded now)' if record['database']['seeded_this_run'] else ''}; "
+                f"values: {dataset.source}, "
+                f"{record['dataset']['mean_value_bytes']:.0f} bytes on average"
+            )
+            self._run_workloads(servers.targets, dataset, Path(workdir))
+
+        record["summary"] = report.summarize(record)
+        record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        record["duration_s"] = round(time.monotonic() - started, 1)
+        report.write_json(record, settings.out / "results.json")
+        (settings.out / "results.md").write_text(report.markdown_report(record))
+        plots = self._plot()
+        report.print_report(record, self.console)
+        self.console.print(f"results: {settings.out / 'results.json'}, results.md")
+        for path in plots:
+            self.console.print(f"plot: {path}")
+        self.console.print(f"total time {record['duration_s']} s")
+        return 1 if record["errors"] else 0
+
+    def _run_workloads(self, targets: list[Target], dataset: Any, workdir: Path) -> None:
+        from benchmarks.progress import RichProgress
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        # Everything loaded so far (Django, the dataset) is long-lived: move it out of the
+        # collector's sight so collections during the run stay short.
+        gc.collect()
+        gc.freeze()
+        with Progress(*columns, console=self.console) as bar:
+            progress = RichProgress(bar)
+            if "backend" in self.settings.workloads:
+                self._backend_layer(targets, dataset, progress)
+            if "core" in self.settings.workloads:
+                self._core(targets, progress)
+            if "e2e" in self.settings.workloads:
+                self._end_to_end(targets, progress)
+            progress.finish()
+
+    def _backend_layer(self, targets: list[Target], dataset: Any, progress: Any) -> None:
+        from benchmarks import backends_layer
+
+        settings = self.settings
+        progress.stage(
+            "backend layer", backends_layer.steps(targets, settings.sizes, settings.plan)
+        )
+        self.record["results"]["backend_layer"] = backends_layer.run(
+            targets,
+            dataset,
+            settings.sizes,
+            settings.plan,
+            progress,
+            on_error=lambda target, error: self.error("backend", target, error),
+        )
+
+    def _core(self, targets: list[Target], progress: Any) -> None:
+        from benchmarks import core_layer, data
+
+        problem = data.core_available()
+        if problem:
+            self.skip_workload("core", problem)
+            return
+        settings = self.settings
+        codecs, missing = core_layer.available_codecs()
+        for codec, reason in missing.items():
+            self.skip_workload(f"core codec {codec}", reason)
+        progress.stage(
+            "core",
+            core_layer.steps(targets, settings.sizes, codecs, settings.plan, settings.cold_plan),
+        )
+        self.record["results"]["core"] = core_layer.run(
+            targets,
+            data.question_pks(max(settings.sizes)),
+            settings.sizes,
+            codecs,
+            settings.plan,
+            settings.cold_plan,
+            progress,
+            on_error=lambda target, error: self.error("core", target, error),
+        )
+
+    def _end_to_end(self, targets: list[Target], progress: Any) -> None:
+        from benchmarks import data, end_to_end, load
+
+        problem = data.core_available() or end_to_end.gunicorn_problem()
+        if problem:
+            self.skip_workload("e2e", problem)
+            return
+        settings = self.settings.e2e
+        plan = end_to_end.EndToEndPlan(
+            duration=settings.duration,
+            warmup=settings.warmup,
+            repeats=settings.repeats,
+            connections=settings.connections,
+            workers=settings.workers,
+        )
+        generator = load.default_generator()
+        self.record["settings"]["end_to_end"]["load_generator"] = {
+            "name": generator.name,
+            "version": generator.version(),
+        }
+        log_dir = self.settings.out / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        progress.stage("end to end", end_to_end.steps(targets, plan))
+        self.record["results"]["end_to_end"] = end_to_end.run(
+            targets,
+            data.question_pks(end_to_end.LIST_PAGES * 100),
+            plan,
+            generator,
+            log_dir,
+            progress,
+            on_error=lambda name, error: self.error("e2e", name, error),
+        )
+
+    def _plot(self) -> list[Path]:
+        try:
+            from benchmarks import plots
+        except ImportError as error:
+            self.console.print(f"[yellow]no plots[/yellow]: {error}")
+            return []
+        return plots.write_all(self.record, self.settings.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    return Run(settings, Console()).execute()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
