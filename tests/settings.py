@@ -42,7 +42,8 @@ if _USE_POSTGRES:
             "PASSWORD": os.environ.get("PGPASSWORD", ""),
             "HOST": _PG_HOST,
             "PORT": _PG_PORT,
-            "TEST": {"NAME": "test_drf_instcache"},
+            # One test database per run, so two runs on one machine never collide.
+            "TEST": {"NAME": f"test_drf_instcache_{os.getpid()}"},
         }
     }
 else:
