@@ -14,27 +14,59 @@ decides *which* rows a request sees stays plain DRF on the real queryset: ``get_
 (per-user filtering), the filter backends (ordering, search, django-filter) and the
 paginator's slicing. Writes (``POST``, ``PUT``, ``PATCH``, ``DELETE``, any other method)
 never see the wrapper, so serializers save real model instances.
+
+A view that leaves ``cache_class`` unset (as the usage guide's example does) uses the
+class named by ``DRF_INSTCACHE_CACHE_CLASS``; when no cache class knows the view's
+model, the view serves from the database and logs a warning once, instead of failing.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 from django.db.models import QuerySet
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.cache import BaseCache
+from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 from drf_instcache.models import CachedQueryset
+
+logger = logging.getLogger("drf_instcache.mixins")
 
 CACHED_METHODS = frozenset({"GET", "HEAD"})
 """Methods whose objects are read from the cache; every other method sees the database."""
+
+CACHE_CLASS_SETTING = "CACHE_CLASS"
+"""``DRF_INSTCACHE_CACHE_CLASS``: dotted path of the cache class for views that set none."""
+
+_warned: set[tuple[type, str]] = set()
+
+
+@functools.cache
+def _import_cache_class(path: str) -> type[BaseCache]:
+    # Imported lazily: the signal helpers import the cache core, not the other way round.
+    from drf_instcache.signals import import_cache_class
+
+    try:
+        return import_cache_class(path)
+    except ImproperlyConfigured as error:
+        raise ImproperlyConfigured(f"DRF_INSTCACHE_CACHE_CLASS: {error}") from error
+
+
+def default_cache_class() -> type[BaseCache]:
+    """The class ``DRF_INSTCACHE_CACHE_CLASS`` names, or :class:`BaseCache`."""
+    path = instcache_settings.get_setting(CACHE_CLASS_SETTING)
+    return _import_cache_class(path) if path else BaseCache
 
 
 class CachedViewMixin:
     """Serve ``list`` and ``retrieve`` from cached instances; keep writes on the database.
 
     ``cache_class`` is the :class:`~drf_instcache.cache.BaseCache` subclass that knows how
-    to serialize this view's model; ``cache_version`` picks one of its ``versions``
+    to serialize this view's model (left as ``BaseCache``: the project's
+    ``DRF_INSTCACHE_CACHE_CLASS``); ``cache_version`` picks one of its ``versions``
     (``None``: its ``default_version``). With ``USE_DRF_INSTANCE_CACHE = False`` the view
     is plain DRF.
     """
@@ -44,7 +76,10 @@ class CachedViewMixin:
 
     def get_cache(self) -> BaseCache:
         """The cache strategy for this request (override to share or configure one)."""
-        return self.cache_class()
+        cache_class = self.cache_class
+        if cache_class is BaseCache:
+            cache_class = default_cache_class()
+        return cache_class()
 
     def reads_from_cache(self) -> bool:
         """True when this request's objects should come from the cache."""
@@ -66,6 +101,29 @@ class CachedViewMixin:
         cached instance.
         """
         queryset = super().filter_queryset(queryset)  # type: ignore[misc]
-        if isinstance(queryset, QuerySet) and self.reads_from_cache():
-            return CachedQueryset(self.get_cache(), queryset, version=self.cache_version)
-        return queryset
+        if not (isinstance(queryset, QuerySet) and self.reads_from_cache()):
+            return queryset
+        cache = self.get_cache()
+        if not self._caches_model(cache, queryset.model):
+            return queryset
+        return CachedQueryset(cache, queryset, version=self.cache_version)
+
+    def _caches_model(self, cache: BaseCache, model: type) -> bool:
+        """Whether ``cache`` has a serializer for ``model``; warn once when it knows nothing.
+
+        A model whose functions are set to None is deliberately uncached: no warning.
+        """
+        version = cache.resolve_version(self.cache_version)
+        try:
+            return cache.model_function(model.__name__, version, "serializer") is not None
+        except UnknownModel:
+            if (type(self), model.__name__) not in _warned:
+                _warned.add((type(self), model.__name__))
+                logger.warning(
+                    "%s reads %s from the database: %s has no cache functions for it. "
+                    "Set cache_class on the view, or DRF_INSTCACHE_CACHE_CLASS.",
+                    type(self).__name__,
+                    model.__name__,
+                    type(cache).__name__,
+                )
+            return False
