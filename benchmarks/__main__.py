@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("backend", "core", "e2e")
 FULL_SIZES = (1, 10, 100, 1000)
 QUICK_SIZES = (1, 10, 100)
+LOAD_WARNING = 0.5
+"""Warn when the 1-minute load average exceeds this before the run starts."""
 
 
 @dataclass
@@ -136,13 +138,13 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
 
     if args.quick:
         plan = Plan(repeats=3, min_repeat_time=0.01, max_number=2000)
-        cold_plan = Plan(repeats=3, min_repeat_time=0.01, max_number=50)
+        cold_plan = Plan(repeats=3, min_repeat_time=0.01, max_number=50, warmup_calls=0)
         # wrk measures whole seconds: one 1 s load test per endpoint and configuration.
-        e2e = EndToEndSettings(duration=1.0, warmup=0.3, repeats=1)
+        e2e = EndToEndSettings(duration=1.0, warmup=0.2, repeats=1)
         sizes = list(QUICK_SIZES)
     else:
         plan = Plan(repeats=7, min_repeat_time=0.05)
-        cold_plan = Plan(repeats=5, min_repeat_time=0.05, max_number=200)
+        cold_plan = Plan(repeats=5, min_repeat_time=0.05, max_number=200, warmup_calls=0)
         e2e = EndToEndSettings()
         sizes = list(FULL_SIZES)
     if args.sizes:
@@ -150,8 +152,8 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         if sizes[0] < 1:
             parser.error("--sizes must be positive")
     if args.repeats:
-        plan = Plan(args.repeats, plan.min_repeat_time, plan.max_number)
-        cold_plan = Plan(args.repeats, cold_plan.min_repeat_time, cold_plan.max_number)
+        plan = replace(plan, repeats=args.repeats)
+        cold_plan = replace(cold_plan, repeats=args.repeats)
         e2e.repeats = args.repeats
     if args.duration:
         e2e.duration = args.duration
@@ -207,6 +209,7 @@ class Run:
 
         from benchmarks import data, machine
 
+        record["stage_durations_s"] = {}
         with (
             tempfile.TemporaryDirectory(prefix="instcache-bench-") as workdir,
             BenchServers(settings.backends, Path(workdir)) as servers,
@@ -218,6 +221,13 @@ class Run:
             }
             _setup_django(environment)
             record["machine"] = machine.describe(REPO)
+            load = record["machine"]["load_average"]
+            if load and load[0] > LOAD_WARNING:
+                self.console.print(
+                    f"[yellow]warning[/yellow]: load average {load[0]:.2f} before the run; "
+                    "other processes compete for the CPU and the figures will be noisy",
+                    highlight=False,
+                )
             record["versions"] = machine.versions()
             record["servers"] = dict(servers.versions)
             record["backends"]["measured"] = [
@@ -244,6 +254,7 @@ class Run:
             )
             self._run_workloads(servers.targets, dataset, Path(workdir))
 
+        record["machine"]["load_average_after"] = machine.load_average()
         record["summary"] = report.summarize(record)
         record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         record["duration_s"] = round(time.monotonic() - started, 1)
@@ -272,12 +283,16 @@ class Run:
         gc.freeze()
         with Progress(*columns, console=self.console) as bar:
             progress = RichProgress(bar)
-            if "backend" in self.settings.workloads:
-                self._backend_layer(targets, dataset, progress)
-            if "core" in self.settings.workloads:
-                self._core(targets, progress)
-            if "e2e" in self.settings.workloads:
-                self._end_to_end(targets, progress)
+            stages = {
+                "backend": lambda: self._backend_layer(targets, dataset, progress),
+                "core": lambda: self._core(targets, progress),
+                "e2e": lambda: self._end_to_end(targets, progress),
+            }
+            for name, stage in stages.items():
+                if name in self.settings.workloads:
+                    started = time.monotonic()
+                    stage()
+                    self.record["stage_durations_s"][name] = round(time.monotonic() - started, 1)
             progress.finish()
 
     def _backend_layer(self, targets: list[Target], dataset: Any, progress: Any) -> None:
@@ -353,6 +368,7 @@ class Run:
             log_dir,
             progress,
             on_error=lambda name, error: self.error("e2e", name, error),
+            phases=self.record["stage_durations_s"].setdefault("e2e_phases", {}),
         )
 
     def _plot(self) -> list[Path]:

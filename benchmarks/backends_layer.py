@@ -96,6 +96,7 @@ def run_target(
                         "backend": target.name,
                         "operation": operation,
                         "n": size,
+                        "raw_client": raw.description,
                         "adapter": timings["adapter"].to_json(),
                         "raw": timings["raw"].to_json(),
                         "adapter_raw_ratio": ratio(timings["adapter"], timings["raw"]).to_json(),

@@ -76,6 +76,14 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages: a busy machine gives noisy figures."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def describe(repo: Path) -> dict[str, Any]:
     """The machine this process runs on."""
     return {
@@ -87,4 +95,5 @@ def describe(repo: Path) -> dict[str, Any]:
         "memory_bytes": _memory_bytes(),
         "python_implementation": platform.python_implementation(),
         "git_commit": _git_commit(repo),
+        "load_average": load_average(),
     }

@@ -16,14 +16,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from benchmarks.servers import ALL_BACKENDS
+
 MICRO = 1e6
 MILLI = 1e3
 DPI = 110
 
 
 def _colors(names: Sequence[str]) -> dict[str, Any]:
+    """The same color for a backend in every plot (its place in ALL_BACKENDS)."""
     palette = plt.get_cmap("tab10")
-    return {name: palette(index % 10) for index, name in enumerate(names)}
+    order = [*ALL_BACKENDS, *(name for name in names if name not in ALL_BACKENDS)]
+    colors = {name: palette(index % 10) for index, name in enumerate(order)}
+    colors["plain"] = "gray"
+    return colors
 
 
 def _errors(timings: Sequence[dict[str, Any]], scale: float) -> list[list[float]]:
@@ -187,7 +193,6 @@ def end_to_end(record: dict[str, Any], path: Path) -> Path | None:
     endpoints = list(dict.fromkeys(row["endpoint"] for row in rows))
     names = list(dict.fromkeys(row["backend"] for row in rows))
     colors = _colors(names)
-    colors["plain"] = "gray"
     figure, axes = plt.subplots(2, len(endpoints), figsize=(6.5 * len(endpoints), 9), squeeze=False)
     for column, endpoint in enumerate(endpoints):
         selected = [

@@ -31,6 +31,7 @@ def new_record() -> dict[str, Any]:
         "started_at": None,
         "finished_at": None,
         "duration_s": None,
+        "stage_durations_s": {},
         "command": None,
         "machine": {},
         "versions": {},

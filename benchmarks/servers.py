@@ -204,18 +204,7 @@ class BenchServers(contextlib.AbstractContextManager["BenchServers"]):
         )
 
     def _disk(self) -> Target | str:
-        problem = _import_problem("diskcache") or _import_problem("drf_instcache.backends.disk")
-        if problem:
-            return problem
-        directory = self.workdir / "disk-cache"
-        raw_directory = self.workdir / "disk-cache-raw"
-        return Target(
-            name="disk",
-            title="Disk (diskcache)",
-            url=f"disk://{directory}",
-            make_raw=lambda: disk_raw(str(raw_directory), TIMEOUT),
-            details={"directory": str(directory)},
-        )
+        return disk_target(self.workdir)
 
     def _django_locmem(self) -> Target | str:
         return django_target("django-locmem", DJANGO_LOCMEM_ALIAS, shared=False)
@@ -224,6 +213,22 @@ class BenchServers(contextlib.AbstractContextManager["BenchServers"]):
         if self._redis_url is None:
             return self._redis_problem or "redis-server did not start"
         return django_target("django-redis", DJANGO_REDIS_ALIAS, shared=True)
+
+
+def disk_target(workdir: Path) -> Target | str:
+    """A Target for a diskcache directory under ``workdir`` (raw client: a sibling one)."""
+    problem = _import_problem("diskcache") or _import_problem("drf_instcache.backends.disk")
+    if problem:
+        return problem
+    directory = workdir / "disk-cache"
+    raw_directory = workdir / "disk-cache-raw"
+    return Target(
+        name="disk",
+        title="Disk (diskcache)",
+        url=f"disk://{directory}",
+        make_raw=lambda: disk_raw(str(raw_directory), TIMEOUT),
+        details={"directory": str(directory)},
+    )
 
 
 def django_target(name: str, alias: str, *, shared: bool) -> Target | str:
