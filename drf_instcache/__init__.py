@@ -1,3 +1,36 @@
-"""drf-instcache: cache Django REST Framework instances, not responses."""
+"""drf-instcache: cache Django REST Framework instances, not responses.
+
+Importing the package loads nothing of Django: the public objects live in their
+modules (``drf_instcache.cache.BaseCache``, ``drf_instcache.mixins.CachedViewMixin``,
+``drf_instcache.signals.connect``...), and :func:`stats` imports what it needs when
+called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drf_instcache.counters import Stats
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "stats"]
+
+
+def stats(shared: bool = False) -> Stats:
+    """What the cache did: hits, misses, fallbacks, errors, in total and per model.
+
+    ``shared=False`` (the default) counts this process since it started (or since
+    ``drf_instcache.counters.reset()``), without any I/O. ``shared=True`` reads the
+    aggregate every process published to the configured backend since the last
+    ``manage.py instcache stats --reset`` (one flush and two reads); it raises
+    :class:`~drf_instcache.exceptions.BackendUnavailable` when the backend is down.
+
+    Example::
+
+        s = drf_instcache.stats()
+        s.hits, s.misses, s.hit_ratio, s.models.get("question", {}).get("hits", 0)
+    """
+    from drf_instcache import counters
+
+    return counters.shared() if shared else counters.current()

@@ -23,8 +23,8 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 
+from drf_instcache import counters as stats
 from drf_instcache import settings as instcache_settings
-from drf_instcache import stats
 from drf_instcache.backends.base import Backend
 from drf_instcache.codecs import Codec, resolve_codec
 from drf_instcache.exceptions import (
@@ -254,6 +254,7 @@ class BaseCache:
             except BackendUnavailable as error:
                 writable = False  # a second call would only wait for the same timeout
                 self._warn_unavailable("read", error)
+                stats.incr_per_model("fallbacks", model_of_key.values())
 
         stored: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
@@ -267,8 +268,8 @@ class BaseCache:
                     stats.incr("corrupt")
                     logger.debug("drf-instcache: %s is unreadable, reloading: %s", key, error)
             missing.append(key)
-        stats.incr("hits", len(stored))
-        stats.incr("misses", len(missing))
+        stats.incr_per_model("hits", (model_of_key[key] for key in stored))
+        stats.incr_per_model("misses", (model_of_key[key] for key in missing))
 
         objects = dict(given)
         to_store: dict[str, bytes] = {}

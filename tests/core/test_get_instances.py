@@ -12,8 +12,8 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from drf_instcache import counters as stats
 from drf_instcache import settings as instcache_settings
-from drf_instcache import stats
 from drf_instcache.backends.locmem import LocMemBackend
 from drf_instcache.backends.redis import RedisBackend
 from drf_instcache.cache import BaseCache, UnknownVersion
