@@ -7,6 +7,8 @@ instances cost no query. Cold lists cost the same number of queries for 10 rows 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -45,6 +47,16 @@ def test_warm_unpaginated_list_of_100_costs_one_pk_query(api, django_assert_num_
     assert len(cold) == 100
     with django_assert_num_queries(1):
         assert api.get("/t/all-questions/").json() == cold
+
+
+def test_prefetches_on_the_viewset_queryset_cost_nothing_when_warm(api, django_assert_num_queries):
+    make_polls(questions=10, choices=3, users=6)
+    plain = api.get("/t/plain/prefetching-choices/").json()
+    assert plain["count"] == 30
+    expected = json.loads(json.dumps(plain).replace("/t/plain/", "/t/"))
+    assert api.get("/t/prefetching-choices/").json() == expected
+    with django_assert_num_queries(2):  # count and keys: no prefetch, no join
+        assert api.get("/t/prefetching-choices/").json() == expected
 
 
 @every_backend

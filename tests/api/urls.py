@@ -47,6 +47,13 @@ class PlainLimitOffsetQuestions(viewsets.ReadOnlyModelViewSet):
     pagination_class = LimitOffsetPagination
 
 
+class PlainPrefetchingChoices(viewsets.ReadOnlyModelViewSet):
+    """Plain DRF done well: related rows prefetched. The cached twin needs none of it."""
+
+    queryset = Choice.objects.select_related("question").prefetch_related("voters")
+    serializer_class = ChoiceSerializer
+
+
 class PlainUnpaginatedQuestions(viewsets.ReadOnlyModelViewSet):
     queryset = Question.objects.all()
     serializer_class = QuestionSerializer
@@ -97,6 +104,7 @@ PLAIN_VIEWSETS = {
     "search-questions": PlainSearchQuestions,
     "limit-questions": PlainLimitOffsetQuestions,
     "all-questions": PlainUnpaginatedQuestions,
+    "prefetching-choices": PlainPrefetchingChoices,
     "unordered-users": PlainUnorderedUsers,
     "users-by-name": PlainUsersByName,
     "self-only-users": PlainSelfOnlyUsers,
