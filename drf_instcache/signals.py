@@ -138,7 +138,9 @@ def _named_by_invalidator(
     stale = Stale()
     for each in _versions(cache, version):
         invalidator = cache.model_function(model_name, each, "invalidator")
-        obj = load(each) if invalidator is not None else None
+        if invalidator is None:
+            continue
+        obj = load(each)
         if obj is None:
             continue
         for entry in invalidator(obj) or ():
@@ -351,7 +353,7 @@ def _related_pks_before_clear(
     source, target = relation.m2m_field_name(), relation.m2m_reverse_field_name()
     if reverse:
         source, target = target, source
-    target_column = through._meta.get_field(target).attname
+    target_column = getattr(through._meta.get_field(target), "attname", target)
     return list(
         through._default_manager.using(using)
         .filter(**{source: instance.pk})
@@ -425,7 +427,8 @@ def _m2m_relations(models: Iterable[type[Model]]) -> dict[type[Model], Any]:
     for model in models:
         for each in model._meta.get_fields(include_hidden=True):
             if each.many_to_many:
-                relation = each if each.concrete else each.remote_field
+                # The forward field (on this model) or the field a reverse relation mirrors.
+                relation: Any = each if each.concrete else each.remote_field
                 relations[relation.remote_field.through] = relation
     return relations
 
