@@ -183,8 +183,11 @@ def _setup_django(environment: dict[str, str]) -> None:
 class Run:
     """One benchmark run: owns the record and reports workload failures into it."""
 
-    def __init__(self, settings: RunSettings, console: Console) -> None:
+    def __init__(
+        self, settings: RunSettings, console: Console, argv: Sequence[str] | None = None
+    ) -> None:
         self.settings = settings
+        self.argv = list(sys.argv[1:] if argv is None else argv)
         self.console = console
         self.record = report.new_record()
 
@@ -204,7 +207,7 @@ class Run:
         record = self.record
         started = time.monotonic()
         record["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        record["command"] = [sys.executable, "-m", "benchmarks", *sys.argv[1:]]
+        record["command"] = ["python", "-m", "benchmarks", *self.argv]
         record["settings"] = settings.to_json()
 
         from benchmarks import data, machine
@@ -382,7 +385,7 @@ class Run:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    return Run(settings, Console()).execute()
+    return Run(settings, Console(), argv).execute()
 
 
 if __name__ == "__main__":

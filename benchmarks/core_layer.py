@@ -98,6 +98,13 @@ def run_target(
                 cache = classes["batch"](backend=backend, codec=codec)
                 backend.clear()
                 _check(cache.get_instances(specs), size, f"{target.name} {codec} fill")
+                keys = [cache.key_for("default", MODEL, pk) for pk in pks[:size]]
+                cached = backend.get_many(keys)
+                if len(cached) != size:
+                    # A warm figure must not silently include database loads.
+                    raise RuntimeError(
+                        f"{target.name}: only {len(cached)} of {size} instances were cached"
+                    )
                 timings = measure(
                     {"warm": Case(partial(cache.get_instances, specs))},
                     warm_plan,

@@ -1,0 +1,121 @@
+"""Smoke test of the benchmark harness: the quick backend-layer workload, in process.
+
+It runs on the two backends that need no server (disk and a Django locmem alias) for
+about a second, and checks the *shape* of what the harness writes: every backend,
+operation and size has a row with adapter and raw timings and their ratio, the summary
+quotes them, and the Markdown and PNG outputs are produced. Timings themselves are not
+asserted (they depend on the machine).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import backends_layer, report
+from benchmarks.__main__ import parse_args
+from benchmarks.data import synthetic_dataset
+from benchmarks.progress import Silent
+from benchmarks.servers import Target, disk_target, django_target
+from benchmarks.timing import Plan
+
+SIZES = [1, 10]
+REPEATS = 2
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("benchmarks")
+
+
+@pytest.fixture(scope="module")
+def targets(workdir: Path) -> list[Target]:
+    disk = disk_target(workdir)
+    locmem = django_target("django-locmem", "default", shared=False)
+    assert isinstance(disk, Target), disk
+    assert isinstance(locmem, Target), locmem
+    return [disk, locmem]
+
+
+@pytest.fixture(scope="module")
+def record(targets: list[Target], workdir: Path) -> dict:
+    """A record as ``python -m benchmarks --workloads backend`` writes it, read back.
+
+    Built once for the module: the workload takes about a second.
+    """
+    plan = Plan(repeats=REPEATS, min_repeat_time=0.002, max_number=200)
+    errors: list[str] = []
+    run = report.new_record()
+    run["backends"]["measured"] = [{"name": t.name, "title": t.title} for t in targets]
+    run["results"]["backend_layer"] = backends_layer.run(
+        targets,
+        synthetic_dataset(max(SIZES)),
+        SIZES,
+        plan,
+        Silent(),
+        on_error=lambda target, error: errors.append(f"{target.name}: {error!r}"),
+    )
+    assert errors == []
+    run["summary"] = report.summarize(run)
+    report.write_json(run, workdir / "results.json")
+    return json.loads((workdir / "results.json").read_text())
+
+
+def test_record_has_a_row_per_backend_operation_and_size(record: dict) -> None:
+    rows = record["results"]["backend_layer"]
+    assert sorted((row["backend"], row["operation"], row["n"]) for row in rows) == sorted(
+        itertools.product(["disk", "django-locmem"], backends_layer.OPERATIONS, SIZES)
+    )
+    for row in rows:
+        for side in ("adapter", "raw"):
+            timing = row[side]
+            assert timing["repeats"] == REPEATS == len(timing["samples_s"])
+            assert timing["calls_per_repeat"] >= 1
+            assert timing["min_s"] <= timing["q1_s"] <= timing["median_s"] <= timing["q3_s"]
+            assert timing["q3_s"] <= timing["max_s"]
+        ratio = row["adapter_raw_ratio"]
+        assert len(ratio["samples"]) == REPEATS
+        assert ratio["median"] > 0
+        assert row["raw_client"]
+
+
+def test_record_has_every_top_level_field(record: dict) -> None:
+    assert set(report.new_record()) <= set(record)
+    assert record["schema"] == report.SCHEMA
+
+
+def test_summary_quotes_adapter_raw_at_the_largest_size(record: dict) -> None:
+    summary = record["summary"]
+    assert summary["adapter_raw_n"] == 10  # the size closest to 100 in this run
+    assert set(summary["adapter_raw_ratio"]) == {"disk", "django-locmem"}
+    for ratios in summary["adapter_raw_ratio"].values():
+        assert set(ratios) == set(backends_layer.OPERATIONS)
+
+
+def test_markdown_and_plot_are_written(record: dict, tmp_path: Path) -> None:
+    from benchmarks import plots
+
+    record = {**record, "machine": {"cpu_model": "test"}, "command": ["python", "-m", "x"]}
+    markdown = report.markdown_report(record)
+    assert "| Disk (diskcache) | get_many | 10 |" in markdown
+    written = plots.write_all(record, tmp_path / "plots")
+    assert [path.name for path in written] == ["backend_layer.png"]
+    assert written[0].read_bytes().startswith(b"\x89PNG")
+
+
+def test_quick_run_is_bounded() -> None:
+    quick = parse_args(["--quick", "--out", "somewhere"])
+    assert max(quick.sizes) == 100
+    assert quick.e2e.repeats * quick.e2e.duration <= 2
+    full = parse_args(["--out", "elsewhere", "--backends", "redis,disk", "--sizes", "10,1"])
+    assert full.backends == ["redis", "disk"]
+    assert full.sizes == [1, 10]
+
+
+def test_unknown_backend_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--backends", "mongodb"])
+    assert "mongodb" in capsys.readouterr().err
