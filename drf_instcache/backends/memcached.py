@@ -26,10 +26,12 @@ Options (URL query parameters or ``OPTIONS``), with their defaults:
     How long one read/write or one connect may take. Short on purpose: a cache that
     answers slowly is worse than no cache, since the core then serves from the database.
 ``dead_retry`` (1.0 s)
-    After a server refused a connection or timed out, calls that need it fail at once
-    with ``BackendUnavailable`` for this long, instead of each waiting for a timeout.
-    Other servers keep serving their keys; keys are never moved to another server
-    (moving them would serve stale entries once the server comes back).
+    After a server timed out (it is unreachable or hung), calls that need it fail at
+    once with ``BackendUnavailable`` for this long instead of each waiting for a
+    timeout. A refused connection costs nothing to retry, so it starts no such spell and
+    a restarted server is used again at once. Other servers keep serving their keys;
+    keys are never moved to another server (moving them would serve stale entries once
+    the server comes back).
 ``max_connections`` (None: unbounded)
     Connections per server pool. Needing more raises ``BackendUnavailable``.
 ``pool_idle_timeout`` (0: never)
@@ -315,8 +317,9 @@ class MemcachedBackend(BaseBackend):
         """Run ``request(client)`` against ``node``, translating failures.
 
         A connection the server had closed is retried once on a fresh connection, so a
-        restarted server costs no failed request. A refused connection or a timeout
-        starts a dead spell of ``dead_retry`` seconds during which calls fail at once.
+        restarted server costs no failed request. A timeout starts a dead spell of
+        ``dead_retry`` seconds during which calls fail at once, so an unreachable server
+        costs one timeout per spell rather than one per call.
         ``SERVER_ERROR object too large`` is re-raised untouched for the caller.
         """
         now = time.monotonic()
@@ -338,10 +341,12 @@ class MemcachedBackend(BaseBackend):
             if _is_too_large(error):
                 raise
             raise self._unavailable(node, operation, error) from error
-        except RuntimeError as error:  # pymemcache's pool: "Too many objects"
+        except RuntimeError as error:
+            if "Too many objects" not in str(error):  # pymemcache's full pool
+                raise
             raise self._unavailable(node, operation, error) from error
         except self.unavailable_errors as error:
-            if isinstance(error, OSError) and not isinstance(error, _STALE_CONNECTION_ERRORS):
+            if isinstance(error, TimeoutError):
                 node.down_until = time.monotonic() + self.dead_retry
             raise self._unavailable(node, operation, error) from error
 
