@@ -25,7 +25,7 @@ from django.db import models
 
 from drf_instcache import counters as stats
 from drf_instcache import settings as instcache_settings
-from drf_instcache.backends.base import Backend
+from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
 from drf_instcache.codecs import Codec, resolve_codec
 from drf_instcache.exceptions import (
     BackendUnavailable,
@@ -36,6 +36,15 @@ from drf_instcache.exceptions import (
     ValueTooLarge,
 )
 from drf_instcache.fields import TYPE_SEPARATOR, UnknownFieldType, get_converter, split_key
+from drf_instcache.leases import (
+    UNCACHEABLE,
+    LeasePolicy,
+    configured_policy,
+    is_lease,
+    is_marker,
+    new_lease,
+    wait_for_fills,
+)
 
 __all__ = [
     "BaseCache",
@@ -56,9 +65,13 @@ ObjectSpec = tuple[str, Any, Any]
 InstanceMap = dict[tuple[str, Any], tuple[dict[str, Any], str, Any]]
 Invalidation = tuple[str, Any, str]
 
+STAMP_FIELD = "@entry"
+"""Reserved field of every cached representation: the model and version it is for."""
+
 _MISSING: Any = object()
 _MAX_WARNED_KEYS = 1000
 _too_large_warned: set[str] = set()
+_corrupt_warned: set[str] = set()
 
 
 class UnknownVersion(InstcacheError, LookupError):
@@ -206,6 +219,8 @@ class BaseCache:
         """A representation with its ``"key:Type"`` entries converted, order kept."""
         native: dict[str, Any] = {}
         for key, value in data.items():
+            if key == STAMP_FIELD:
+                continue
             if TYPE_SEPARATOR in key:
                 name, converted = self.field_from_json(key, value)
                 native[name] = converted
@@ -246,6 +261,7 @@ class BaseCache:
         backend = self.backend
         codec = self.codec
         keys = list(specs_by_key)
+        stamps = {key: self.entry_stamp(model_of_key[key], version) for key in keys}
         raw_values: dict[str, bytes] = {}
         writable = backend is not None
         if backend is not None:
@@ -254,25 +270,52 @@ class BaseCache:
             except BackendUnavailable as error:
                 writable = False  # a second call would only wait for the same timeout
                 self._warn_unavailable("read", error)
-                stats.incr_per_model("fallbacks", model_of_key.values())
 
+        # Sort every key: a hit, empty, unreadable, being filled by another, or too large.
         stored: dict[str, dict[str, Any]] = {}
-        missing: list[str] = []
+        empty: list[str] = []
+        corrupt: dict[str, bytes] = {}
+        leased_by_others: list[str] = []
         for key in keys:
             raw = raw_values.get(key)
-            if raw is not None:
+            if raw is None:
+                empty.append(key)
+            elif is_lease(raw):
+                leased_by_others.append(key)
+            elif is_marker(raw):
+                pass  # too large to cache: load it, store nothing
+            else:
                 try:
-                    stored[key] = self._decode(codec, raw)
-                    continue
+                    stored[key] = self._decode_entry(codec, raw, stamps[key])
                 except CorruptValue as error:
-                    stats.incr("corrupt")
-                    logger.debug("drf-instcache: %s is unreadable, reloading: %s", key, error)
-            missing.append(key)
-        stats.incr_per_model("hits", (model_of_key[key] for key in stored))
-        stats.incr_per_model("misses", (model_of_key[key] for key in missing))
+                    self._warn_corrupt(key, error)
+                    corrupt[key] = raw
+
+        # Claim the keys to fill. With leases, a fill is stored only if no write (and no
+        # other reader) took the key meanwhile; without, fills are plain writes.
+        policy = self._lease_policy(backend) if writable else None
+        leases: dict[str, bytes] = {}
+        plain_fills: set[str] = set()
+        if writable and backend is not None:
+            if policy is not None:
+                try:
+                    leases = self._claim(backend, empty, corrupt, policy)  # type: ignore[arg-type]
+                except BackendUnavailable as error:
+                    writable = False
+                    self._warn_unavailable("lease", error)
+                leased_by_others += [k for k in [*empty, *corrupt] if k not in leases]
+            else:
+                plain_fills = {*empty, *corrupt}
+        if leased_by_others and writable and backend is not None and policy is not None:
+            stored.update(self._wait_for_fills(backend, leased_by_others, stamps, policy))
+
+        missing = [key for key in keys if key not in stored]
+        stats.incr("hits", len(stored))
+        stats.incr("misses", len(missing))
 
         objects = dict(given)
-        to_store: dict[str, bytes] = {}
+        to_fill: dict[str, bytes] = {}
+        gone: list[str] = []
         for model_name, miss_keys in self._group_by_model(missing, model_of_key).items():
             serializer = serializers[model_name.lower()]
             loaded = self._load(
@@ -281,19 +324,27 @@ class BaseCache:
                 [(key, specs_by_key[key][0][1], given.get(key)) for key in miss_keys],
             )
             for key, obj in loaded.items():
-                if obj is None:
-                    continue
-                objects[key] = obj
-                native = serializer(obj) if serializer is not None else None
+                native = serializer(obj) if obj is not None and serializer is not None else None
+                if obj is not None:
+                    objects[key] = obj
                 if not native:
+                    gone.append(key)
                     continue
-                encoded = codec.encode(native)
+                encoded = self._encode_entry(codec, native, stamps[key])
                 # Hand out exactly what a later hit will decode, so hits and misses agree.
-                stored[key] = codec.decode(encoded)
-                to_store[key] = encoded
-        stats.incr("loaded", len(to_store))
-        if to_store and writable and backend is not None:
-            self._store(backend, to_store)
+                stored[key] = self._decode_entry(codec, encoded, stamps[key])
+                to_fill[key] = encoded
+        stats.incr("loaded", len(to_fill))
+
+        if writable and backend is not None:
+            # A claimed key whose row is gone must not keep others waiting on its lease.
+            emptied = [key for key in gone if key in leases or key in corrupt]
+            if emptied:
+                self._delete(backend, emptied)
+            if leases:
+                self._fill(backend, {k: (leases[k], v) for k, v in to_fill.items() if k in leases})
+            elif plain_fills:
+                self._store(backend, {k: v for k, v in to_fill.items() if k in plain_fills})
 
         result: InstanceMap = {}
         for key, specs in specs_by_key.items():
@@ -303,6 +354,122 @@ class BaseCache:
             for index, spec in enumerate(specs):
                 result[spec] = (native if index == 0 else dict(native), key, objects.get(key))
         return result
+
+    # -- entries ----------------------------------------------------------------------
+    def entry_stamp(self, model_name: str, version: str) -> str:
+        """What an entry records about itself: which model and version it represents.
+
+        A value found under a key but stamped for another model or version (a custom
+        ``key_for`` collision, another application on the same prefix) or not stamped at
+        all (written by an older release) is treated as unreadable, not handed out.
+        """
+        return f"{model_name.lower()}:{version}"
+
+    def encode_entry(self, model_name: str, version: str, native: dict[str, Any]) -> bytes:
+        """The bytes cached for a serializer's representation of one instance."""
+        return self._encode_entry(self.codec, native, self.entry_stamp(model_name, version))
+
+    def decode_entry(self, model_name: str, version: str, raw: bytes) -> dict[str, Any]:
+        """The representation in cached bytes, or :class:`CorruptValue` if unusable."""
+        return self._decode_entry(self.codec, raw, self.entry_stamp(model_name, version))
+
+    @staticmethod
+    def _encode_entry(codec: Codec, native: dict[str, Any], stamp: str) -> bytes:
+        if STAMP_FIELD in native:
+            raise ValueError(
+                f"cache serializers must not return the reserved field {STAMP_FIELD!r}"
+            )
+        return codec.encode({STAMP_FIELD: stamp, **native})
+
+    @staticmethod
+    def _decode_entry(codec: Codec, raw: bytes, stamp: str) -> dict[str, Any]:
+        data = codec.decode(raw)
+        if not isinstance(data, dict):
+            raise CorruptValue(f"cached value is a {type(data).__name__}, not a dict")
+        found = data.pop(STAMP_FIELD, None)
+        if found != stamp:
+            if found is None:
+                raise CorruptValue("cached value has no entry stamp (an older format)")
+            raise CorruptValue(f"cached value is an entry of {found!r}, not of {stamp!r}")
+        return data
+
+    # -- leases -----------------------------------------------------------------------
+    @staticmethod
+    def _lease_policy(backend: Backend | None) -> LeasePolicy | None:
+        """The lease policy, when it is on and the backend can do conditional writes."""
+        if backend is None or not supports_leases(backend):
+            return None
+        return configured_policy()
+
+    @staticmethod
+    def _claim(
+        backend: LeasingBackend,
+        empty: Sequence[str],
+        corrupt: dict[str, bytes],
+        policy: LeasePolicy,
+    ) -> dict[str, bytes]:
+        """Put a lease of ours on each key still empty (or still unreadable): key -> lease."""
+        wanted = {key: new_lease() for key in [*empty, *corrupt]}
+        won: list[str] = []
+        if empty:
+            won += backend.add_many({key: wanted[key] for key in empty}, timeout=policy.ttl)
+        if corrupt:
+            won += backend.compare_and_set_many(
+                {key: (raw, wanted[key]) for key, raw in corrupt.items()}, timeout=policy.ttl
+            )
+        return {key: wanted[key] for key in won}
+
+    def _wait_for_fills(
+        self,
+        backend: Backend,
+        keys: Sequence[str],
+        stamps: dict[str, str],
+        policy: LeasePolicy,
+    ) -> dict[str, dict[str, Any]]:
+        """Wait (boundedly) for other readers' fills; return the representations that came."""
+        stats.incr("waited", len(keys))
+        try:
+            found = wait_for_fills(backend.get_many, keys, policy.wait)
+        except BackendUnavailable as error:
+            self._warn_unavailable("read", error)
+            return {}
+        decoded: dict[str, dict[str, Any]] = {}
+        for key, raw in found.items():
+            if is_marker(raw):
+                continue
+            try:
+                decoded[key] = self._decode_entry(self.codec, raw, stamps[key])
+            except CorruptValue as error:
+                self._warn_corrupt(key, error)
+        return decoded
+
+    def _fill(self, backend: Backend, items: dict[str, tuple[bytes, bytes]]) -> None:
+        """Store loaded values over our own leases; refused fills lost to a newer write."""
+        if not items:
+            return
+        leasing: LeasingBackend = backend  # type: ignore[assignment]
+        try:
+            stored = leasing.compare_and_set_many(items, timeout=self.timeout)
+        except ValueTooLarge as error:
+            stats.incr("stored", len(items) - len(error.keys))
+            stats.incr("too_large", len(error.keys))
+            self._warn_too_large(error)
+            markers = {key: (items[key][0], UNCACHEABLE) for key in error.keys if key in items}
+            try:
+                leasing.compare_and_set_many(markers, timeout=self.timeout)
+            except BackendUnavailable as unavailable:
+                self._warn_unavailable("write", unavailable)
+            return
+        except BackendUnavailable as error:
+            self._warn_unavailable("write", error)
+            return
+        stats.incr("stored", len(stored))
+        refused = len(items) - len(stored)
+        if refused:
+            stats.incr("fills_refused", refused)
+            logger.debug(
+                "drf-instcache: %d fill(s) refused: the entries changed while loading", refused
+            )
 
     @staticmethod
     def _group_by_model(keys: Sequence[str], model_of_key: dict[str, str]) -> dict[str, list[str]]:
@@ -341,13 +508,6 @@ class BaseCache:
             return loader(pk)
         except ObjectDoesNotExist:
             return None
-
-    @staticmethod
-    def _decode(codec: Codec, raw: bytes) -> dict[str, Any]:
-        data = codec.decode(raw)
-        if not isinstance(data, dict):
-            raise CorruptValue(f"cached value is a {type(data).__name__}, not a dict")
-        return data
 
     # -- writing ----------------------------------------------------------------------
     def update_instance(
@@ -392,15 +552,35 @@ class BaseCache:
             for each_version, functions in plans
             if functions["serializer"] is not None
         }
+        reachable = True
         try:
             current = backend.get_many(list(keys.values())) if keys else {}
         except BackendUnavailable as error:
             self._warn_unavailable("update", error)
             if update_only:
                 return []  # nothing can be known to be cached
-            current = {}
+            current, reachable = {}, False
+
+        # With leases, our own lease replaces each entry BEFORE the row is loaded: a
+        # reader's (or an earlier writer's) fill prepared from older data is then
+        # refused, and our fill is refused in turn if a later write comes first.
+        policy = self._lease_policy(backend) if reachable else None
+        leases: dict[str, bytes] = {}
+        if policy is not None:
+            leases = {
+                key: new_lease()
+                for key in keys.values()
+                if not (update_only and current.get(key) is None)
+            }
+            if leases:
+                try:
+                    backend.set_many(leases, timeout=policy.ttl)
+                except BackendUnavailable as error:
+                    self._warn_unavailable("lease", error)
+                    leases, reachable = {}, False
 
         to_set: dict[str, bytes] = {}
+        to_fill: dict[str, tuple[bytes, bytes]] = {}
         to_delete: list[str] = []
         invalid: list[Invalidation] = []
         for each_version, functions in plans:
@@ -418,15 +598,25 @@ class BaseCache:
                 elif update_only and raw is None:
                     continue  # not cached: do not populate, do not cascade
                 else:
-                    encoded = codec.encode(native)
-                    changed = raw is None or not self._same(codec, raw, encoded)
-                    if changed:
+                    encoded = self._encode_entry(
+                        codec, native, self.entry_stamp(model_name, each_version)
+                    )
+                    changed = raw is None or is_marker(raw) or not self._same(codec, raw, encoded)
+                    if key in leases:
+                        to_fill[key] = (leases[key], encoded)  # our lease replaced it
+                    elif not reachable:
+                        to_delete.append(key)  # cannot know what is there: drop it
+                    elif changed:
                         to_set[key] = encoded
             source = fresh if fresh is not None else instance
             if changed and source is not None and invalidator is not None:
                 self._collect_invalidations(invalidator(source), each_version, to_delete, invalid)
 
-        self._apply(backend, to_set, [key for key in to_delete if key not in to_set])
+        writes = {*to_set, *to_fill}
+        self._delete(backend, [key for key in to_delete if key not in writes])
+        self._fill(backend, to_fill)
+        # The old value is stale and the new one does not fit: drop the entry.
+        self._delete(backend, self._store(backend, to_set))
         return list(dict.fromkeys(invalid))
 
     def forget_instance(
@@ -458,7 +648,7 @@ class BaseCache:
             invalidator = functions["invalidator"]
             if instance is not None and invalidator is not None:
                 self._collect_invalidations(invalidator(instance), each_version, to_delete, invalid)
-        self._apply(backend, {}, to_delete)
+        self._delete(backend, to_delete)
         return list(dict.fromkeys(invalid))
 
     def _collect_invalidations(
@@ -511,26 +701,26 @@ class BaseCache:
         except CorruptValue:
             return False
 
-    def _apply(self, backend: Backend, to_set: dict[str, bytes], to_delete: list[str]) -> None:
-        """Write the deletions, then the new values; failures are logged, not raised."""
-        to_delete = list(dict.fromkeys(to_delete))
-        if to_delete:
-            try:
-                backend.delete_many(to_delete)
-                stats.incr("deleted", len(to_delete))
-            except BackendUnavailable as error:
-                self._warn_unavailable("delete", error)
-        if to_set:
-            refused = self._store(backend, to_set)
-            if refused:
-                # The old value is stale and the new one does not fit: drop the entry.
-                try:
-                    backend.delete_many(refused)
-                except BackendUnavailable as error:
-                    self._warn_unavailable("delete", error)
+    def _delete(self, backend: Backend, keys: Sequence[str]) -> None:
+        """Delete keys; a failure is logged, not raised. Deleting is always safe: at worst
+        it costs a miss, and it ends any lease on the key, so no older fill can land."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return
+        try:
+            backend.delete_many(keys)
+            stats.incr("deleted", len(keys))
+        except BackendUnavailable as error:
+            self._warn_unavailable("delete", error)
 
     def _store(self, backend: Backend, items: dict[str, bytes]) -> list[str]:
-        """``set_many`` with the core's error policy; returns the keys refused for size."""
+        """``set_many`` with the core's error policy; returns the keys refused for size.
+
+        This is the path of backends without conditional writes: the refused keys are
+        simply not cached (the caller deletes the stale value they replace).
+        """
+        if not items:
+            return []
         try:
             backend.set_many(items, timeout=self.timeout)
         except ValueTooLarge as error:
@@ -550,6 +740,22 @@ class BaseCache:
         stats.incr("errors")
         logger.warning(
             "drf-instcache: cache %s failed, serving from the database: %s", operation, error
+        )
+
+    @staticmethod
+    def _warn_corrupt(key: str, error: CorruptValue) -> None:
+        """Count an unreadable value; warn once per key and process, then stay quiet."""
+        stats.incr("corrupt")
+        if key in _corrupt_warned:
+            logger.debug("drf-instcache: %s is unreadable again, reloading: %s", key, error)
+            return
+        if len(_corrupt_warned) < _MAX_WARNED_KEYS:
+            _corrupt_warned.add(key)
+        logger.warning(
+            "drf-instcache: cached value of %s is unreadable (%s); treated as a miss and "
+            "replaced from the database",
+            key,
+            error,
         )
 
     @staticmethod

@@ -63,6 +63,45 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class LeasingBackend(Backend, Protocol):
+    """Optional capability: conditional writes, so a slow reader cannot cache old data.
+
+    The core keeps entries correct under concurrency with *leases* stored in the value
+    key itself (see :mod:`drf_instcache.leases`): a reader that misses claims the key
+    with :meth:`add_many`, loads the row, and stores it with :meth:`compare_and_set_many`
+    only if the key still holds its own lease; a writer replaces or deletes the key,
+    which makes every older lease's fill fail. Adapters implement both methods with
+    what their server offers (Lua on Redis, ``add``/``cas`` on memcached, a transaction
+    on disk, a lock in memory); a backend without them still works, with plain
+    ``set_many`` fills and the cache-aside race they allow.
+
+    Both methods follow ``set_many``'s rules for keys, timeouts and item limits:
+    ``timeout=None`` is the default lifetime, ``0`` or less stores nothing, an item over
+    the limit is not stored and :class:`~drf_instcache.exceptions.ValueTooLarge` is
+    raised after the others were handled. Each is one round trip per server involved
+    (memcached's compare-and-set needs two: ``gets`` then the pipelined ``cas``).
+    """
+
+    def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
+        """Store each item whose key holds nothing; return the keys stored."""
+        ...
+
+    def compare_and_set_many(
+        self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
+    ) -> list[str]:
+        """Store ``new`` where the key holds exactly ``expected`` (``{key: (expected, new)}``).
+
+        Returns the keys stored. A key holding anything else, or nothing, is left alone.
+        """
+        ...
+
+
+def supports_leases(backend: object) -> bool:
+    """Whether ``backend`` offers the :class:`LeasingBackend` conditional writes."""
+    return isinstance(backend, LeasingBackend)
+
+
 class BaseBackend:
     """Shared plumbing for adapters: namespacing, timeouts, size limits, error mapping.
 
@@ -138,10 +177,7 @@ class BaseBackend:
         Also checks that every value is bytes, since a str would be silently re-encoded.
         """
         for key, value in items.items():
-            if not isinstance(value, bytes | bytearray | memoryview):
-                raise TypeError(
-                    f"backend values must be bytes, not {type(value).__name__} (key {key!r})"
-                )
+            _check_bytes(key, value)
         limit = self.max_value_size
         if limit is None:
             return dict(items), None
@@ -155,6 +191,21 @@ class BaseBackend:
         if not too_large:
             return fitting, None
         return fitting, ValueTooLarge(list(too_large), limit, list(too_large.values()))
+
+    def split_oversized_swaps(
+        self, items: Mapping[str, tuple[bytes, bytes]]
+    ) -> tuple[dict[str, tuple[bytes, bytes]], ValueTooLarge | None]:
+        """:meth:`split_oversized` for ``compare_and_set_many``'s ``(expected, new)`` pairs."""
+        for key, pair in items.items():
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(
+                    f"compare_and_set_many takes (expected, new) pairs, not {pair!r} (key {key!r})"
+                )
+            _check_bytes(key, pair[0])
+        fitting, too_large = self.split_oversized(
+            {key: new for key, (_expected, new) in items.items()}
+        )
+        return {key: (bytes(items[key][0]), bytes(new)) for key, new in fitting.items()}, too_large
 
     # -- errors -----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -185,3 +236,9 @@ class BaseBackend:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _check_bytes(key: str, value: object) -> None:
+    """Refuse a non-bytes value: a str would be silently re-encoded by some clients."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"backend values must be bytes, not {type(value).__name__} (key {key!r})")

@@ -66,6 +66,50 @@ class LocMemBackend(BaseBackend):
         if too_large:
             raise too_large
 
+    def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
+        """Store the items whose keys are absent or expired, atomically under the lock."""
+        if not items:
+            return []
+        fitting, too_large = self.split_oversized(items)
+        stored = self._store_where({key: (None, value) for key, value in fitting.items()}, timeout)
+        if too_large:
+            raise too_large
+        return stored
+
+    def compare_and_set_many(
+        self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
+    ) -> list[str]:
+        """Store ``new`` where the key holds exactly ``expected``, atomically under the lock."""
+        if not items:
+            return []
+        fitting, too_large = self.split_oversized_swaps(items)
+        stored = self._store_where(dict(fitting), timeout)
+        if too_large:
+            raise too_large
+        return stored
+
+    def _store_where(
+        self, items: Mapping[str, tuple[bytes | None, bytes]], timeout: float | None
+    ) -> list[str]:
+        """Store ``new`` where the key's live value is ``expected`` (None: no value)."""
+        lifetime = self.resolve_timeout(timeout)
+        if not items or (lifetime is not None and lifetime <= 0):
+            return []
+        now = time.monotonic()
+        expires = None if lifetime is None else now + lifetime
+        stored: list[str] = []
+        with self._lock:
+            self.round_trips += 1
+            for key, (expected, new) in items.items():
+                server_key = self.server_key(key)
+                entry = self._data.get(server_key)
+                live = entry is not None and (entry[1] is None or entry[1] > now)
+                current = entry[0] if live and entry is not None else None
+                if current == expected:
+                    self._data[server_key] = (bytes(new), expires)
+                    stored.append(key)
+        return stored
+
     def delete_many(self, keys: Sequence[str]) -> None:
         if not keys:
             return

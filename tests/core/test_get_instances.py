@@ -241,6 +241,9 @@ class WriteFailingBackend(LocMemBackend):
     def set_many(self, items, timeout=None):
         raise BackendUnavailable("server went away")
 
+    def compare_and_set_many(self, items, timeout=None):  # the fill path with leases
+        raise BackendUnavailable("server went away")
+
 
 def test_failed_write_still_returns_the_data(poll, caplog):
     cache = PollCache(backend=WriteFailingBackend(f"core-{uuid.uuid4().hex}"))
