@@ -12,4 +12,5 @@ class InstcacheConfig(AppConfig):
     verbose_name = "DRF instance cache"
 
     def ready(self) -> None:
-        from drf_instcache import checks  # noqa: F401  (registers the system checks)
+        # Importing these modules registers their system checks.
+        from drf_instcache import checks, counters, discovery  # noqa: F401

@@ -42,6 +42,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from drf_instcache.checks import add_check
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured
 
 logger = logging.getLogger("drf_instcache.stats")
@@ -390,6 +391,8 @@ def flush(backend: Any = None) -> bool:
         return False
     try:
         with _lock:
+            if not _unpublished:
+                return False
             pending = _Tally()
             pending.merge(_unpublished)
             _unpublished.clear()
@@ -451,16 +454,19 @@ def _read_shared_keys(backend: Any) -> tuple[dict[str, Any] | None, dict[str, by
     return (epoch if isinstance(epoch, dict) else None), raw
 
 
-def shared(backend: Any = None) -> Stats:
+def shared(backend: Any = None, include_self: bool = True) -> Stats:
     """The counters of every process that published to ``backend``, since the last reset.
 
-    This process's own unpublished counts are published first, so they are included.
-    Raises :class:`~drf_instcache.exceptions.BackendUnavailable` when the backend fails.
+    With ``include_self`` this process's unpublished counts are published first, so they
+    are included (a management command reading the statistics passes False: its own
+    work is not traffic). Raises :class:`~drf_instcache.exceptions.BackendUnavailable`
+    when the backend fails.
     """
     backend = backend if backend is not None else _configured_backend()
     if backend is None:
         return _Tally().stats(since=None, processes=0, shared=True)
-    flush(backend)
+    if include_self:
+        flush(backend)
     epoch, raw = _read_shared_keys(backend)
     total = _Tally()
     processes = 0
@@ -523,6 +529,7 @@ if hasattr(os, "register_at_fork"):
 
 
 # -- settings checks ---------------------------------------------------------------------
+@add_check
 def check_settings() -> list[Any]:
     """System check: the statistics settings have usable values."""
     from django.conf import settings

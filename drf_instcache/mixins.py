@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from drf_instcache import counters
 from drf_instcache import settings as instcache_settings
 from drf_instcache.cache import BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
@@ -73,6 +74,18 @@ class CachedViewMixin:
 
     cache_class: type[BaseCache] = BaseCache
     cache_version: str | None = None
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        """Count this request's cache lookups and report them when the response is ready.
+
+        The counts go to a DEBUG log line (logger ``drf_instcache.stats``), to the
+        ``X-Instcache: hits=.. misses=.. fallbacks=.. errors=..`` header when
+        ``DRF_INSTCACHE_DEBUG_HEADERS = True``, and to the shared statistics when a
+        flush is due.
+        """
+        with counters.tracking() as counts:
+            response = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return counters.finish_request(request, response, counts)
 
     def get_cache(self) -> BaseCache:
         """The cache strategy for this request (override to share or configure one)."""
