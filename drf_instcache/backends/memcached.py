@@ -72,6 +72,7 @@ name on every server. Unix-socket locations are not supported.
 
 from __future__ import annotations
 
+import functools
 import math
 import socket
 import time
@@ -107,6 +108,9 @@ terminators), measured against the real server; rounded up for safety."""
 
 RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
 """Memcached reads a larger expiry as an absolute Unix timestamp."""
+
+ROUTE_CACHE_SIZE = 1 << 15
+"""Keys whose server is remembered (a few MB at most) when there are several servers."""
 
 CRAWLER_BUSY_WAIT = 5.0
 """Seconds ``clear`` waits for memcached's LRU crawler to finish another job."""
@@ -273,7 +277,7 @@ class MemcachedBackend(BaseBackend):
 
         servers = parse_servers(self.location)
         self.servers = [f"{host}:{port}" for host, port in servers]
-        self._hasher: Any = None
+        self._route: Callable[[str], str] | None = None
         if len(servers) == 1:
             clients = {
                 self.servers[0]: PooledClient(servers[0], **self._client_kwargs, **pool_kwargs)
@@ -287,7 +291,9 @@ class MemcachedBackend(BaseBackend):
                 servers, use_pooling=True, ignore_exc=False, **self._client_kwargs, **pool_kwargs
             )
             clients = dict(hash_client.clients)
-            self._hasher = hash_client.hasher
+            # The rendezvous hash is pure Python (about 7 µs per key and server) and every
+            # call routes all its keys, so recent answers are remembered.
+            self._route = functools.lru_cache(maxsize=ROUTE_CACHE_SIZE)(hash_client.hasher.get_node)
         self._nodes = {
             name: _Node(name=name, host=host, port=port, client=clients[name])
             for name, (host, port) in zip(self.servers, servers, strict=True)
@@ -302,9 +308,9 @@ class MemcachedBackend(BaseBackend):
         return self._node_for(self.server_key(key)).name
 
     def _node_for(self, server_key: str) -> _Node:
-        if self._hasher is None:
+        if self._route is None:
             return next(iter(self._nodes.values()))
-        return self._nodes[self._hasher.get_node(server_key)]
+        return self._nodes[self._route(server_key)]
 
     def _by_node(self, server_keys: Iterable[str]) -> dict[_Node, list[str]]:
         batches: dict[_Node, list[str]] = {}
