@@ -50,7 +50,8 @@ def _ttl(server: MemcachedServer, server_key: str) -> int | None:
 
 
 @pytest.fixture
-def backend(memcached_server: MemcachedServer) -> Iterator[MemcachedBackend]:
+def single(memcached_server: MemcachedServer) -> Iterator[MemcachedBackend]:
+    """A backend on the session's single server, in a namespace of its own."""
     memcached_server.start()
     backend = MemcachedBackend(memcached_server.address, key_prefix=_prefix())
     yield backend
@@ -121,8 +122,9 @@ def test_bad_configuration_is_refused_up_front(location, options, message):
     ids=["fraction", "thirty-days", "thirty-days-and-a-second", "four-hundred-days"],
 )
 def test_long_lifetimes_are_stored_with_the_right_expiry(
-    backend, memcached_server, lifetime, expected
+    single, memcached_server, lifetime, expected
 ):
+    backend = single
     backend.set_many({"k": b"v"}, timeout=lifetime)
     assert backend.get_many(["k"]) == {"k": b"v"}, "a long lifetime must not expire at once"
     ttl = _ttl(memcached_server, backend.server_key("k"))
@@ -141,7 +143,8 @@ def test_no_default_timeout_stores_without_expiry(memcached_server):
 
 
 # -- item size limit ------------------------------------------------------------------
-def test_learned_limit_fits_the_longest_key_and_refuses_one_byte_more(backend, memcached_server):
+def test_learned_limit_fits_the_longest_key_and_refuses_one_byte_more(single, memcached_server):
+    backend = single
     backend.get_many(["learn"])
     limit = backend.max_value_size
     assert limit == memcached_server.item_size_bytes - MAX_KEY_LENGTH - ITEM_OVERHEAD
