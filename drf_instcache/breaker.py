@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from drf_instcache.backends.base import Backend
+from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
 from drf_instcache.exceptions import BackendUnavailable
 
 logger = logging.getLogger("drf_instcache.breaker")
@@ -34,7 +34,18 @@ class CircuitOpen(BackendUnavailable):
 
 
 class CircuitBreakerBackend:
-    """Wrap a :class:`Backend`; same protocol, fails fast while the server is down."""
+    """Wrap a :class:`Backend`; same protocol, fails fast while the server is down.
+
+    Wrapping a backend with the optional conditional writes of
+    :class:`~drf_instcache.backends.base.LeasingBackend` gives a
+    :class:`LeasingCircuitBreakerBackend`, which offers them too, with the same failure
+    accounting: the breaker never hides or adds a capability.
+    """
+
+    def __new__(cls, backend: Backend, **kwargs: Any) -> CircuitBreakerBackend:
+        if cls is CircuitBreakerBackend and supports_leases(backend):
+            cls = LeasingCircuitBreakerBackend
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -144,3 +155,21 @@ class CircuitBreakerBackend:
 
     def __repr__(self) -> str:
         return f"<CircuitBreakerBackend {self.state} {self.backend!r}>"
+
+
+class LeasingCircuitBreakerBackend(CircuitBreakerBackend):
+    """A circuit breaker in front of a backend that offers conditional writes."""
+
+    backend: LeasingBackend
+
+    def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
+        if not items:
+            return []
+        return self._call(lambda: self.backend.add_many(items, timeout))
+
+    def compare_and_set_many(
+        self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
+    ) -> list[str]:
+        if not items:
+            return []
+        return self._call(lambda: self.backend.compare_and_set_many(items, timeout))

@@ -36,6 +36,10 @@ Options:
 
 Limits:
 
+* The conditional writes behind the core's leases: ``add_many`` is the alias's ``add``,
+  one call per key; ``compare_and_set_many`` is atomic on ``LocMemCache`` and
+  ``RedisCache`` and best effort elsewhere (read, compare, then write), so on other
+  Django backends a write can still, rarely, be overwritten by an older fill.
 * ``clear()`` removes only our prefix on aliases whose keys can be listed:
   ``LocMemCache``, Django's ``RedisCache`` (SCAN + UNLINK) and ``DatabaseCache`` (one
   ``DELETE ... LIKE``); it is a no-op on ``DummyCache``. Other backends (file-based,
@@ -55,6 +59,7 @@ Limits:
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -224,6 +229,53 @@ class DjangoCacheBackend(BaseBackend):
         if too_large:
             raise too_large
 
+    def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
+        """The alias's ``add`` for each item (Django has no bulk add): one call per key."""
+        if not items:
+            return []
+        fitting, too_large = self.split_oversized(items)
+        lifetime = self.resolve_timeout(timeout)
+        stored: list[str] = []
+        if fitting and (lifetime is None or lifetime > 0):
+            django_timeout = None if lifetime is None else self.whole_seconds(lifetime)
+            cache = self.cache
+            with self.translate_errors("add_many"):
+                for key, value in fitting.items():
+                    if cache.add(self.server_key(key), bytes(value), timeout=django_timeout):
+                        stored.append(key)
+        if too_large:
+            raise too_large
+        return stored
+
+    def compare_and_set_many(
+        self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
+    ) -> list[str]:
+        """Atomic on ``LocMemCache`` (its lock) and ``RedisCache`` (a Lua script).
+
+        Other Django backends have no compare-and-set: the values are read with
+        ``get_many`` and the matching ones written with ``set``, so a write landing
+        between the two can be overwritten (a narrower window than no check at all).
+        """
+        if not items:
+            return []
+        fitting, too_large = self.split_oversized_swaps(items)
+        lifetime = self.resolve_timeout(timeout)
+        stored: list[str] = []
+        if fitting and (lifetime is None or lifetime > 0):
+            django_timeout = None if lifetime is None else self.whole_seconds(lifetime)
+            swaps = {self.server_key(key): (key, pair) for key, pair in fitting.items()}
+            cache = self.cache
+            with self.translate_errors("compare_and_set_many"):
+                if isinstance(cache, LocMemCache):
+                    stored = _swap_locmem(cache, swaps, django_timeout)
+                elif isinstance(cache, RedisCache):
+                    stored = _swap_redis(cache, swaps, django_timeout)
+                else:
+                    stored = _swap_best_effort(cache, swaps, django_timeout)
+        if too_large:
+            raise too_large
+        return stored
+
     def delete_many(self, keys: Sequence[str]) -> None:
         if not keys:
             return
@@ -301,3 +353,56 @@ class DjangoCacheBackend(BaseBackend):
         )
         with connection.cursor() as cursor:  # one statement: atomic on its own
             cursor.execute(sql, [_like_escape(head) + "%", len(head), head])
+
+
+# -- compare_and_set_many per Django backend ------------------------------------------
+Swaps = Mapping[str, tuple[str, tuple[bytes, bytes]]]
+"""Our server key -> (caller's key, (expected, new))."""
+
+
+def _swap_locmem(cache: LocMemCache, swaps: Swaps, timeout: int | None) -> list[str]:
+    """Compare and set under LocMemCache's own lock (values are pickled there)."""
+    stored = []
+    with cache._lock:
+        for server_key, (key, (expected, new)) in swaps.items():
+            made_key = cache.make_and_validate_key(server_key)
+            if cache._has_expired(made_key):
+                continue
+            if pickle.loads(cache._cache[made_key]) == expected:
+                cache._set(made_key, pickle.dumps(new, cache.pickle_protocol), timeout)
+                stored.append(key)
+    return stored
+
+
+def _swap_redis(cache: RedisCache, swaps: Swaps, timeout: int | None) -> list[str]:
+    """Compare and set on the server, with the script of the Redis adapter, pipelined."""
+    from drf_instcache.backends.redis import COMPARE_AND_SET_SCRIPT
+
+    serializer = cache._cache._serializer
+    expiry = b"" if timeout is None else str(timeout * 1000).encode("ascii")
+    client = cache._cache.get_client(write=True)
+    pipeline = client.pipeline(transaction=False)
+    keys = []
+    for server_key, (key, (expected, new)) in swaps.items():
+        made_key = cache.make_and_validate_key(server_key)
+        pipeline.eval(
+            COMPARE_AND_SET_SCRIPT,
+            1,
+            made_key,
+            serializer.dumps(expected),
+            serializer.dumps(new),
+            expiry,
+        )
+        keys.append(key)
+    return [key for key, reply in zip(keys, pipeline.execute(), strict=True) if reply == 1]
+
+
+def _swap_best_effort(cache: DjangoBaseCache, swaps: Swaps, timeout: int | None) -> list[str]:
+    """Read, compare, then write the matches: not atomic (no such primitive in Django)."""
+    current = cache.get_many(list(swaps))
+    stored = []
+    for server_key, (key, (expected, new)) in swaps.items():
+        if current.get(server_key) == expected:
+            cache.set(server_key, new, timeout=timeout)
+            stored.append(key)
+    return stored

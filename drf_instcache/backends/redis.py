@@ -45,9 +45,12 @@ Options (URL query parameters or ``OPTIONS``), with their defaults:
     ``username``); our own settings above win on conflict.
 
 What each call costs: ``get_many`` is one MGET, ``set_many`` one transaction-less
-pipeline of ``SET key value PX ms``, ``delete_many`` one UNLINK. On a cluster the keys are
-grouped by hash slot (MGET/UNLINK refuse keys of several slots) and the per-slot commands
-for one node travel in one pipeline, so a call costs at most one round trip per master.
+pipeline of ``SET key value PX ms``, ``delete_many`` one UNLINK. The conditional writes
+the core's leases use are one pipeline each: ``add_many`` of ``SET ... NX PX``,
+``compare_and_set_many`` of a small Lua script (GET, compare, SET, atomic on the
+server). On a cluster the keys are grouped by hash slot (MGET/UNLINK refuse keys of
+several slots) and the per-slot commands for one node travel in one pipeline, so a call
+costs at most one round trip per master.
 
 Limits: ``clear`` SCANs every master for ``<prefix>:*`` and UNLINKs in batches; it never
 runs FLUSHDB, so other data in the database survives, but it is O(keys in the database).
@@ -95,6 +98,19 @@ _OPTION_NAMES = frozenset(
 )
 
 _GLOB_SPECIALS = "\\*?[]"
+
+COMPARE_AND_SET_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+  return 1
+end
+return 0
+"""
+"""KEYS[1] = the key; ARGV = expected bytes, new bytes, lifetime in ms ('' for none)."""
 
 
 def glob_escape(text: str) -> str:
@@ -337,6 +353,81 @@ class RedisBackend(BaseBackend):
                 pipeline.execute()
         if too_large:
             raise too_large
+
+    def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
+        """``SET key value NX PX ms`` for every item, in one pipeline."""
+        if not items:
+            return []
+        fitting, too_large = self.split_oversized(items)
+        lifetime = self.resolve_timeout(timeout)
+        stored: list[str] = []
+        if fitting and (lifetime is None or lifetime > 0):
+            milliseconds = self._milliseconds(lifetime)
+            with self.translate_errors("add_many"):
+                pipeline = self.client.pipeline(transaction=False)
+                for key, value in fitting.items():
+                    pipeline.set(self.server_key(key), value, px=milliseconds, nx=True)
+                replies = pipeline.execute()
+            stored = [key for key, reply in zip(fitting, replies, strict=True) if reply]
+        if too_large:
+            raise too_large
+        return stored
+
+    def compare_and_set_many(
+        self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
+    ) -> list[str]:
+        """One small Lua script per item (GET, compare, SET), all in one pipeline per server.
+
+        A script runs atomically on the server, so nothing can write the key between
+        the comparison and the SET.
+        """
+        if not items:
+            return []
+        fitting, too_large = self.split_oversized_swaps(items)
+        lifetime = self.resolve_timeout(timeout)
+        stored: list[str] = []
+        if fitting and (lifetime is None or lifetime > 0):
+            milliseconds = self._milliseconds(lifetime)
+            expiry = b"" if milliseconds is None else str(milliseconds).encode("ascii")
+            calls = {self.server_key(key): key for key in fitting}
+            with self.translate_errors("compare_and_set_many"):
+                for node_client, server_keys in self._clients_for(list(calls)).items():
+                    pipeline = node_client.pipeline(transaction=False)
+                    for server_key in server_keys:
+                        expected, new = fitting[calls[server_key]]
+                        pipeline.eval(COMPARE_AND_SET_SCRIPT, 1, server_key, expected, new, expiry)
+                    replies = pipeline.execute()
+                    stored += [
+                        calls[server_key]
+                        for server_key, reply in zip(server_keys, replies, strict=True)
+                        if reply == 1
+                    ]
+        if too_large:
+            raise too_large
+        return stored
+
+    @staticmethod
+    def _milliseconds(lifetime: float | None) -> int | None:
+        # Redis counts milliseconds; round up so a short lifetime never becomes zero.
+        return None if lifetime is None else max(1, math.ceil(lifetime * 1000))
+
+    def _clients_for(self, server_keys: list[str]) -> dict[Any, list[str]]:
+        """Group keys by the client of the server holding them (one server: one group).
+
+        redis-py's cluster pipeline refuses EVAL, so on a cluster each master's keys
+        go through that master's own client; a key that moved meanwhile fails the call
+        (MOVED), which the core treats like any outage of that one call.
+        """
+        client = self.client
+        if not isinstance(client, RedisCluster):
+            return {client: server_keys}
+        groups: dict[str, tuple[Any, list[str]]] = {}
+        for server_key in server_keys:
+            node = client.get_node_from_key(server_key)
+            groups.setdefault(node.name, (client.get_redis_connection(node), []))[1].append(
+                server_key
+            )
+        return dict(groups.values())
 
     def delete_many(self, keys: Sequence[str]) -> None:
         if not keys:
