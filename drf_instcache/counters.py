@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -349,7 +350,7 @@ class _Publisher:
         self.process_id = _new_process_id()
         self.epoch: dict[str, Any] | None = None  # {"id": ..., "since": ...} last seen
         self.published = _Tally()  # what this process's key holds, in self.epoch
-        self.next_due = 0.0
+        self.last_attempt = -math.inf
         self.lock = threading.Lock()
 
 
@@ -366,12 +367,11 @@ def _configured_backend() -> Any:
 
 def flush_if_due() -> None:
     """Publish this process's counts when the flush interval has passed (cheap otherwise)."""
-    if time.monotonic() < _publisher.next_due:
-        return
     interval = flush_interval()
-    if interval is None:
+    now = time.monotonic()
+    if interval is None or now - _publisher.last_attempt < interval:
         return
-    _publisher.next_due = time.monotonic() + interval
+    _publisher.last_attempt = now
     flush()
 
 

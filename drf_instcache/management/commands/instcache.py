@@ -17,7 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from drf_instcache import counters, discovery, ops
-from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, UnknownModel
+from drf_instcache.exceptions import BackendUnavailable, InstcacheError
 from drf_instcache.management.progress import ProgressBar
 
 SUBCOMMANDS = {
@@ -84,11 +84,10 @@ class Command(BaseCommand):
         subcommand = options["subcommand"]
         try:
             getattr(self, f"handle_{subcommand}")(options)
-        except UnknownModel as error:
-            raise CommandError(str(error)) from error
         except BackendUnavailable as error:
             raise CommandError(f"the cache backend is unavailable: {error}") from error
-        except (ImproperlyConfigured, ValueError) as error:
+        except (InstcacheError, ValueError) as error:
+            # Unknown model or version, bad batch size, caching disabled: say so plainly.
             raise CommandError(str(error)) from error
 
     # -- helpers ------------------------------------------------------------------------
