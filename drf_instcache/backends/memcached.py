@@ -52,7 +52,10 @@ Options (URL query parameters or ``OPTIONS``), with their defaults:
 What each call costs: ``get_many`` is one multi-key ``get`` per server holding any of
 the keys, ``set_many`` one pipelined batch of ``set`` commands per server (replies are
 awaited, so errors surface) and ``delete_many`` one pipelined batch of ``delete`` per
-server. The first call of a backend also reads ``stats settings`` once per server.
+server. The first call of a backend also reads ``stats settings`` once per server. The
+conditional writes behind the core's leases: ``add_many`` is one pipelined batch of
+``add`` per server, ``compare_and_set_many`` a ``gets`` and then a pipelined batch of
+``cas`` per server (two requests).
 
 Expiry: lifetimes are rounded up to whole seconds. Memcached reads an expiry above 30
 days as a Unix timestamp, so longer lifetimes are sent as ``now + lifetime`` (the
@@ -212,6 +215,19 @@ def memcached_expire(lifetime: float | None, now: float) -> int:
 def _is_too_large(error: BaseException) -> bool:
     """True for memcached's ``SERVER_ERROR object too large for cache`` reply."""
     return isinstance(error, MemcacheServerError) and "too large" in str(error)
+
+
+def _on_connection(client: Client | PooledClient, request: Callable[[Client], T]) -> T:
+    """Run ``request`` on a plain ``Client``: the pooled client's borrowed one, or itself.
+
+    The conditional writes use pymemcache's pipelining helpers (``_store_cmd`` for a
+    batch of ``add``, ``_misc_cmd`` for a batch of ``cas`` with a token each), which only
+    the plain client has; its public ``add``/``cas`` send one request per key.
+    """
+    if isinstance(client, PooledClient):
+        with client.client_pool.get_and_release(destroy_on_fail=True) as borrowed:
+            return request(borrowed)
+    return request(client)
 
 
 class _CrawlerBusy(MemcacheError):
@@ -464,6 +480,142 @@ class MemcachedBackend(BaseBackend):
             except MemcacheServerError:
                 refused.append(server_key)
         return refused
+
+    # -- conditional writes (leases) ---------------------------------------------------
+    def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
+        """Memcached's ``add`` for every item: one pipelined request per server."""
+        if not items:
+            return []
+        return self._conditional(items, timeout, "add_many", self._add_batch)
+
+    def compare_and_set_many(
+        self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
+    ) -> list[str]:
+        """``gets`` the keys, then a pipelined ``cas`` of those holding ``expected``.
+
+        Memcached compares its cas token, which changes on every write: a key written
+        between the ``gets`` and the ``cas`` (even with the same bytes) is not stored.
+        Two requests per server.
+        """
+        if not items:
+            return []
+        for key, pair in items.items():
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(
+                    f"compare_and_set_many takes (expected, new) pairs, not {pair!r} (key {key!r})"
+                )
+        expected = {key: pair[0] for key, pair in items.items()}
+        self.split_oversized(expected)  # checks that they are bytes
+        return self._conditional(
+            {key: new for key, (_, new) in items.items()},
+            timeout,
+            "compare_and_set_many",
+            lambda node, batch, expire: self._swap_batch(node, batch, expire, expected),
+        )
+
+    def _conditional(
+        self,
+        items: Mapping[str, bytes],
+        timeout: float | None,
+        operation: str,
+        write: Callable[[_Node, dict[str, tuple[str, bytes]], int], list[str]],
+    ) -> list[str]:
+        """Split by server, run ``write`` per server, gather stored keys and size refusals."""
+        lifetime = self.resolve_timeout(timeout)
+        self._learn_item_limits()
+        fitting, too_large = self.split_oversized(items)
+        stored: list[str] = []
+        refused: list[str] = []
+        if fitting and (lifetime is None or lifetime > 0):
+            expire = memcached_expire(lifetime, time.time())
+            by_server_key = {
+                self.server_key(key): (key, bytes(value)) for key, value in fitting.items()
+            }
+            errors: list[BackendUnavailable] = []
+            for node, batch_keys in self._by_node(by_server_key).items():
+                batch = {server_key: by_server_key[server_key] for server_key in batch_keys}
+                try:
+                    stored += write(node, batch, expire)
+                except MemcacheServerError:
+                    # Refused for its size mid-pipeline (a limit smaller than learned):
+                    # the remaining replies are lost, so find out key by key.
+                    done, too_big = self._conditional_one_by_one(node, batch, expire, write)
+                    stored += done
+                    refused += too_big
+                except BackendUnavailable as error:
+                    errors.append(error)
+            self._raise_first(errors)
+        if refused:
+            keys = (too_large.keys if too_large else []) + refused
+            sizes = (too_large.sizes if too_large else []) + [len(items[k]) for k in refused]
+            raise ValueTooLarge(keys, self.max_value_size or min(sizes) - 1, sizes)
+        if too_large:
+            raise too_large
+        return stored
+
+    def _conditional_one_by_one(
+        self,
+        node: _Node,
+        batch: dict[str, tuple[str, bytes]],
+        expire: int,
+        write: Callable[[_Node, dict[str, tuple[str, bytes]], int], list[str]],
+    ) -> tuple[list[str], list[str]]:
+        stored: list[str] = []
+        refused: list[str] = []
+        for server_key, entry in batch.items():
+            try:
+                stored += write(node, {server_key: entry}, expire)
+            except MemcacheServerError:
+                refused.append(entry[0])
+        return stored, refused
+
+    def _add_batch(
+        self, node: _Node, batch: dict[str, tuple[str, bytes]], expire: int
+    ) -> list[str]:
+        """One pipelined request of ``add`` commands; returns the caller keys stored."""
+        values = {server_key: value for server_key, (_, value) in batch.items()}
+        replies = self._call(
+            node,
+            "add_many",
+            lambda client: _on_connection(
+                client, lambda base: base._store_cmd(b"add", values, expire, False)
+            ),
+        )
+        return [batch[server_key][0] for server_key, ok in replies.items() if ok]
+
+    def _swap_batch(
+        self,
+        node: _Node,
+        batch: dict[str, tuple[str, bytes]],
+        expire: int,
+        expected: Mapping[str, bytes],
+    ) -> list[str]:
+        """``gets`` then one pipelined request of ``cas`` for the keys that match."""
+        tokens = self._call(node, "gets", methodcaller("gets_many", list(batch)))
+        commands: list[bytes] = []
+        candidates: list[str] = []
+        for server_key, (key, new) in batch.items():
+            value, token = tokens.get(server_key, (None, None))
+            if token is None or value != expected[key]:
+                continue
+            header = b"cas %s 0 %d %d %s\r\n" % (
+                server_key.encode("ascii"),
+                expire,
+                len(new),
+                token,
+            )
+            commands.append(header + new + b"\r\n")
+            candidates.append(key)
+        if not commands:
+            return []
+        replies = self._call(
+            node,
+            "cas",
+            lambda client: _on_connection(
+                client, lambda base: base._misc_cmd(commands, b"cas", False)
+            ),
+        )
+        return [key for key, reply in zip(candidates, replies, strict=True) if reply == b"STORED"]
 
     def delete_many(self, keys: Sequence[str]) -> None:
         if not keys:
