@@ -7,7 +7,7 @@ the bar is silent there, and the command's summary lines say what happened.
 from __future__ import annotations
 
 import time
-from typing import Any, TextIO
+from typing import Any
 
 BAR_WIDTH = 30
 REDRAW_EVERY = 0.1
@@ -21,9 +21,7 @@ class ProgressBar:
     call :meth:`close` to end the line.
     """
 
-    def __init__(
-        self, stream: TextIO | Any, label: str, total: int, enabled: bool | None = None
-    ) -> None:
+    def __init__(self, stream: Any, label: str, total: int, enabled: bool | None = None) -> None:
         self.stream = stream
         self.label = label
         self.total = max(total, 0)
@@ -48,9 +46,9 @@ class ProgressBar:
 
     def _write(self, text: str) -> None:
         try:
-            self.stream.write(text, ending="")  # Django's OutputWrapper
+            self.stream.write(text, ending="")  # Django's OutputWrapper adds no newline
         except TypeError:
-            self.stream.write(text)
+            self.stream.write(text)  # a plain text stream
         self.stream.flush()
 
     def close(self) -> None:

@@ -223,8 +223,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"drf-instcache: {stats.processes} process(es) since {since}; hit ratio {ratio}"
         )
-        counts = stats.counts.items()
-        self.stdout.write("  " + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts))
+        totals = stats.counts.items()
+        self.stdout.write("  " + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in totals))
         if stats.models:
             width = max(len(name) for name in stats.models)
             self.stdout.write(
