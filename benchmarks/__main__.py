@@ -38,8 +38,8 @@ LOAD_WARNING = 0.5
 class EndToEndSettings:
     """How long and how hard the load generator pushes each server."""
 
-    duration: float = 3.0
-    warmup: float = 1.0
+    duration: float = 2.0
+    warmup: float = 0.5
     repeats: int = 3
     connections: int = 4
     workers: int = 2
@@ -143,8 +143,8 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         e2e = EndToEndSettings(duration=1.0, warmup=0.2, repeats=1)
         sizes = list(QUICK_SIZES)
     else:
-        plan = Plan(repeats=7, min_repeat_time=0.05)
-        cold_plan = Plan(repeats=5, min_repeat_time=0.05, max_number=200, warmup_calls=0)
+        plan = Plan(repeats=7, min_repeat_time=0.02)
+        cold_plan = Plan(repeats=5, min_repeat_time=0.02, max_number=200, warmup_calls=0)
         e2e = EndToEndSettings()
         sizes = list(FULL_SIZES)
     if args.sizes:

@@ -358,7 +358,7 @@ def markdown_report(record: dict[str, Any]) -> str:
         "",
         f"Run {record['started_at']}, {record['duration_s']} s, "
         f"{'quick' if record['settings'].get('quick') else 'full'} run: "
-        f"`{' '.join(record['command'][1:]) if record['command'] else ''}`.",
+        f"`{' '.join(record['command'] or [])}`.",
         f"Machine: {machine.get('cpu_model')}, {machine.get('cpu_count')} CPUs, "
         f"{machine.get('platform')}; Python {versions.get('python')}, "
         f"Django {versions.get('Django')}, DRF {versions.get('djangorestframework')}.",

@@ -119,3 +119,18 @@ def test_unknown_backend_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--backends", "mongodb"])
     assert "mongodb" in capsys.readouterr().err
+
+
+def test_missing_server_binaries_are_reported_as_skipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from benchmarks import servers
+
+    monkeypatch.setattr(servers, "binary_path", lambda name: None)
+    with servers.BenchServers(["memcached", "redis", "django-redis", "disk"], tmp_path) as run:
+        assert [target.name for target in run.targets] == ["disk"]
+        reasons = {skipped.name: skipped.reason for skipped in run.skipped}
+    assert set(reasons) == {"memcached", "redis", "django-redis"}
+    assert "memcached is not installed" in reasons["memcached"]
+    assert "redis-server is not installed" in reasons["redis"]
+    assert "redis-server is not installed" in reasons["django-redis"]
