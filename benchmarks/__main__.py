@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("backend", "core", "e2e")
 FULL_SIZES = (1, 10, 100, 1000)
 QUICK_SIZES = (1, 10, 100)
+SQLITE_PATH = REPO / "var" / "bench" / "bench.sqlite3"
+"""The SQLite database used without PostgreSQL; kept between runs (seeding is slow)."""
 LOAD_WARNING = 0.5
 """Warn when the 1-minute load average exceeds this before the run starts."""
 
@@ -203,75 +205,82 @@ class Run:
         )
 
     def execute(self) -> int:
-        settings = self.settings
-        record = self.record
+        """Run everything; return the exit status (1 when a workload failed somewhere)."""
         started = time.monotonic()
+        record = self.record
         record["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         record["command"] = ["python", "-m", "benchmarks", *self.argv]
-        record["settings"] = settings.to_json()
-
-        from benchmarks import data, machine
-
-        record["stage_durations_s"] = {}
+        record["settings"] = self.settings.to_json()
         with (
             tempfile.TemporaryDirectory(prefix="instcache-bench-") as workdir,
-            BenchServers(settings.backends, Path(workdir)) as servers,
+            BenchServers(self.settings.backends, Path(workdir)) as servers,
         ):
-            forced = None if settings.database == "auto" else settings.database
-            environment = {
-                **data.choose_database(REPO / "var" / "bench" / "bench.sqlite3", forced),
-                **servers.environment,
-            }
-            _setup_django(environment)
-            record["machine"] = machine.describe(REPO)
-            load = record["machine"]["load_average"]
-            if load and load[0] > LOAD_WARNING:
-                self.console.print(
-                    f"[yellow]warning[/yellow]: load average {load[0]:.2f} before the run; "
-                    "other processes compete for the CPU and the figures will be noisy",
-                    highlight=False,
-                )
-            record["versions"] = machine.versions()
-            record["servers"] = dict(servers.versions)
-            record["backends"]["measured"] = [
-                {"name": t.name, "title": t.title, "url": t.url, **t.details}
-                for t in servers.targets
-            ]
-            record["backends"]["skipped"] = [asdict(s) for s in servers.skipped]
-            for skipped in servers.skipped:
-                self.console.print(
-                    f"[yellow]skipped backend {skipped.name}[/yellow]: {skipped.reason}",
-                    highlight=False,
-                )
+            dataset = self._prepare(servers)
+            self._run_workloads(servers.targets, dataset)
+        record["duration_s"] = round(time.monotonic() - started, 1)
+        self._finish()
+        return 1 if record["errors"] else 0
 
-            with self.console.status("preparing the benchmark database"):
-                record["database"] = data.prepare_database()
-                dataset = data.load_dataset(max(settings.sizes))
-            record["dataset"] = dataset.describe()
+    def _prepare(self, servers: BenchServers) -> Any:
+        """Set Django up on the chosen database, describe the run, load the values."""
+        from benchmarks import data, machine
+
+        record = self.record
+        forced = None if self.settings.database == "auto" else self.settings.database
+        database_environment, reason = data.choose_database(SQLITE_PATH, forced)
+        _setup_django({**database_environment, **servers.environment})
+        record["machine"] = machine.describe(REPO)
+        load = record["machine"]["load_average"]
+        if load and load[0] > LOAD_WARNING:
             self.console.print(
-                f"database: {record['database']['vendor']} {record['database']['server_version']}"
-                f", {record['database']['questions']} questions"
-                f"{' (seeded now)' if record['database']['seeded_this_run'] else ''}; "
-                f"values: {dataset.source}, "
-                f"{record['dataset']['mean_value_bytes']:.0f} bytes on average"
+                f"[yellow]warning[/yellow]: load average {load[0]:.2f} before the run; "
+                "other processes compete for the CPU and the figures will be noisy",
+                highlight=False,
             )
-            self._run_workloads(servers.targets, dataset, Path(workdir))
+        record["versions"] = machine.versions()
+        record["servers"] = dict(servers.versions)
+        record["backends"]["measured"] = [
+            {"name": t.name, "title": t.title, "url": t.url, **t.details} for t in servers.targets
+        ]
+        record["backends"]["skipped"] = [asdict(s) for s in servers.skipped]
+        for skipped in servers.skipped:
+            self.console.print(
+                f"[yellow]skipped backend {skipped.name}[/yellow]: {skipped.reason}",
+                highlight=False,
+            )
+        with self.console.status("preparing the benchmark database"):
+            record["database"] = {**data.prepare_database(), "chosen_because": reason}
+            dataset = data.load_dataset(max(self.settings.sizes))
+        record["dataset"] = dataset.describe()
+        database = record["database"]
+        self.console.print(
+            f"database: {database['vendor']} {database['server_version']} ({reason}), "
+            f"{database['questions']} questions"
+            f"{' (seeded now)' if database['seeded_this_run'] else ''}; values: "
+            f"{dataset.source}, {record['dataset']['mean_value_bytes']:.0f} bytes on average",
+            highlight=False,
+        )
+        return dataset
 
+    def _finish(self) -> None:
+        """Summarize, write results.json, results.md and the plots, print the tables."""
+        from benchmarks import machine
+
+        record = self.record
+        out = self.settings.out
         record["machine"]["load_average_after"] = machine.load_average()
         record["summary"] = report.summarize(record)
         record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        record["duration_s"] = round(time.monotonic() - started, 1)
-        report.write_json(record, settings.out / "results.json")
-        (settings.out / "results.md").write_text(report.markdown_report(record))
+        report.write_json(record, out / "results.json")
+        (out / "results.md").write_text(report.markdown_report(record))
         plots = self._plot()
         report.print_report(record, self.console)
-        self.console.print(f"results: {settings.out / 'results.json'}, results.md")
+        self.console.print(f"results: {out / 'results.json'}, {out / 'results.md'}")
         for path in plots:
             self.console.print(f"plot: {path}")
         self.console.print(f"total time {record['duration_s']} s")
-        return 1 if record["errors"] else 0
 
-    def _run_workloads(self, targets: list[Target], dataset: Any, workdir: Path) -> None:
+    def _run_workloads(self, targets: list[Target], dataset: Any) -> None:
         from benchmarks.progress import RichProgress
 
         columns = (

@@ -35,23 +35,47 @@ def postgres_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
         return False
 
 
-def choose_database(sqlite_path: Path, force: str | None = None) -> dict[str, str]:
-    """Decide between PostgreSQL and SQLite; return the environment for the settings.
+def _postgres_problem(host: str, port: int) -> str | None:
+    """None when we can log in to PostgreSQL on ``host:port``, else why not."""
+    if not postgres_answers(host, port):
+        return f"nothing answers on {host}:{port}"
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'drf-instcache[bench]')"
+    try:
+        with psycopg.connect(
+            host=host,
+            port=port,
+            user=os.environ.get("PGUSER", "postgres"),
+            password=os.environ.get("PGPASSWORD") or None,
+            dbname="postgres",
+            connect_timeout=3,
+        ):
+            pass
+    except psycopg.Error as error:
+        return f"cannot log in: {str(error).strip().splitlines()[0]}"
+    return None
 
-    PostgreSQL is used when it answers on ``PGHOST:PGPORT`` (127.0.0.1:5432 by default)
-    and psycopg is installed; otherwise a SQLite file that survives between runs, so the
-    seeding cost is paid once.
+
+def choose_database(sqlite_path: Path, force: str | None = None) -> tuple[dict[str, str], str]:
+    """Pick PostgreSQL or SQLite; return the environment for the settings and the reason.
+
+    PostgreSQL is used when we can log in on ``PGHOST:PGPORT`` (127.0.0.1:5432 by
+    default); otherwise a SQLite file that survives between runs, so the seeding cost is
+    paid once. ``force`` ("postgres" or "sqlite") skips the choice.
     """
     host = os.environ.get("PGHOST", "127.0.0.1")
     port = int(os.environ.get("PGPORT", "5432"))
-    kind = force or ("postgres" if postgres_answers(host, port) else "sqlite")
-    if kind == "postgres":
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            kind = "sqlite"
+    if force is not None:
+        kind, reason = force, f"--database {force}"
+    else:
+        problem = _postgres_problem(host, port)
+        kind = "sqlite" if problem else "postgres"
+        reason = f"PostgreSQL unavailable: {problem}" if problem else f"PostgreSQL on {host}:{port}"
     sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return {"DRF_INSTCACHE_BENCH_DB": kind, "DRF_INSTCACHE_BENCH_SQLITE": str(sqlite_path)}
+    environment = {"DRF_INSTCACHE_BENCH_DB": kind, "DRF_INSTCACHE_BENCH_SQLITE": str(sqlite_path)}
+    return environment, reason
 
 
 def create_postgres_database() -> None:
