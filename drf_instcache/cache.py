@@ -270,6 +270,7 @@ class BaseCache:
             except BackendUnavailable as error:
                 writable = False  # a second call would only wait for the same timeout
                 self._warn_unavailable("read", error)
+                stats.incr_per_model("fallbacks", model_of_key.values())
 
         # Sort every key: a hit, empty, unreadable, being filled by another, or too large.
         stored: dict[str, dict[str, Any]] = {}
@@ -310,8 +311,8 @@ class BaseCache:
             stored.update(self._wait_for_fills(backend, leased_by_others, stamps, policy))
 
         missing = [key for key in keys if key not in stored]
-        stats.incr("hits", len(stored))
-        stats.incr("misses", len(missing))
+        stats.incr_per_model("hits", (model_of_key[key] for key in stored))
+        stats.incr_per_model("misses", (model_of_key[key] for key in missing))
 
         objects = dict(given)
         to_fill: dict[str, bytes] = {}

@@ -85,7 +85,7 @@ def test_verify_counts_an_entry_of_another_model_under_the_key_as_corrupt(backen
     output = instcache("verify", "question", fix=True).stdout
 
     assert f"corrupt: {key} (polls.question pk={question.pk})" in output
-    assert "fixed 1 entries" in output
+    assert "fixed 1 entry" in output
 
 
 def test_verify_lists_twenty_differences_unless_verbose(backend, seeded: Seeded):

@@ -32,6 +32,11 @@ LISTED = 20
 """Differences listed per model by ``verify`` (all of them with ``-v 2``)."""
 
 
+def entries(count: int, noun: str = "entry") -> str:
+    """``1 entry``, ``3 entries``."""
+    return f"{count} {noun[:-1] + 'ies' if count != 1 else noun}"
+
+
 class Command(BaseCommand):
     help = "Operate the drf-instcache instance cache: " + "; ".join(
         f"{name}: {text}" for name, text in SUBCOMMANDS.items()
@@ -152,10 +157,11 @@ class Command(BaseCommand):
                 hidden = len(report.differences) - len(shown)
                 self.stdout.write(f"  ... and {hidden} more (-v 2 lists them all)")
         if fix:
-            self.stdout.write(f"fixed {fixed} entries")
+            self.stdout.write(f"fixed {entries(fixed)}")
         elif differences:
+            verb = "differs" if differences == 1 else "differ"
             raise CommandError(
-                f"{differences} cached entries differ from the database; "
+                f"{entries(differences, 'cached entry')} {verb} from the database; "
                 "run 'manage.py instcache verify --fix' to repair them"
             )
 
