@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ from typing import Any
 from benchmarks.load import LoadGenerator, LoadResult, PythonClient
 from benchmarks.progress import ProgressSink
 from benchmarks.servers import Target
-from benchmarks.timing import Ratio
+from benchmarks.timing import summary
 from drf_instcache.testing.ports import free_port
 
 HOST = "127.0.0.1"
@@ -226,22 +227,22 @@ def steps(targets: Sequence[Target], plan: EndToEndPlan) -> int:
     return configurations * (2 + 2 * plan.repeats)
 
 
-def _summary(name: str, endpoint: Endpoint, results: list[LoadResult]) -> dict[str, Any]:
-    throughput = Ratio([result.requests_per_s for result in results]).to_json()
-    median = sorted(results, key=lambda r: r.requests_per_s)[len(results) // 2]
+def _row(name: str, endpoint: Endpoint, results: list[LoadResult]) -> dict[str, Any]:
+    """One configuration's figures for one endpoint, over its repeats."""
+    middle = sorted(results, key=lambda result: result.requests_per_s)[len(results) // 2]
     return {
         "backend": name,
         "endpoint": endpoint.name,
         "description": endpoint.description,
         "paths": len(endpoint.paths),
-        "requests_per_s": throughput,
+        "requests_per_s": summary([result.requests_per_s for result in results]),
         "latency_s": {
-            "p50": _median([r.p50_s for r in results]),
-            "p95": _median([r.p95_s for r in results]),
-            "p99": _median([r.p99_s for r in results]),
-            "max": max(r.max_s for r in results),
+            "p50": statistics.median(result.p50_s for result in results),
+            "p95": statistics.median(result.p95_s for result in results),
+            "p99": statistics.median(result.p99_s for result in results),
+            "max": max(result.max_s for result in results),
         },
-        "median_run": median.to_json(),
+        "median_run": middle.to_json(),
         "runs": [result.to_json() for result in results],
         "requests": sum(result.requests for result in results),
         "errors": sum(result.errors for result in results),
@@ -249,10 +250,139 @@ def _summary(name: str, endpoint: Endpoint, results: list[LoadResult]) -> dict[s
     }
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+class EndToEnd:
+    """One gunicorn server per configuration, warmed, then load-tested in turns."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        question_pks: Sequence[Any],
+        plan: EndToEndPlan,
+        generator: LoadGenerator,
+        log_dir: Path,
+        progress: ProgressSink,
+        on_error: Callable[[str, BaseException], None],
+    ) -> None:
+        self.plan = plan
+        self.generator = generator
+        self.progress = progress
+        self.on_error = on_error
+        self.plain_endpoints = endpoints("/api/plain/", question_pks)
+        cached_endpoints = endpoints("/api/", question_pks)
+        self.servers: dict[str, WsgiServer] = {
+            PLAIN: WsgiServer(
+                PLAIN, {"DRF_INSTCACHE_BENCH_BACKEND": "locmem://unused"}, plan.workers, log_dir
+            )
+        }
+        self.routes: dict[str, list[Endpoint]] = {PLAIN: self.plain_endpoints}
+        self.shared: dict[str, bool] = {PLAIN: True}
+        for target in targets:
+            self.servers[target.name] = WsgiServer(
+                target.name,
+                {
+                    "DRF_INSTCACHE_BENCH_BACKEND": target.url,
+                    "DRF_INSTCACHE_BENCH_PREFIX": KEY_PREFIX,
+                },
+                plan.workers,
+                log_dir,
+            )
+            self.routes[target.name] = cached_endpoints
+            self.shared[target.name] = target.shared
+        self.ready: list[str] = []
+        # (configuration, endpoint) -> {repeat index: result}
+        self.results: dict[tuple[str, str], dict[int, LoadResult]] = {}
+
+    def _fail(self, name: str, error: BaseException) -> None:
+        self.on_error(name, error)
+        if name in self.ready:
+            self.ready.remove(name)
+
+    def start(self) -> None:
+        """Spawn every server at once (they import Django in parallel), wait for each."""
+        self.progress.note("starting gunicorn servers")
+        for server in self.servers.values():
+            server.start()
+        for name, server in self.servers.items():
+            try:
+                server.wait_ready(self.routes[name][0].paths[0])
+            except Exception as error:
+                self.on_error(name, error)
+                server.stop()
+            else:
+                self.ready.append(name)
+            self.progress.step()
+
+    def warm(self) -> None:
+        """Warm every server; check each cached one answers exactly what plain DRF does."""
+        for name in list(self.ready):
+            self.progress.note(f"warming {name}")
+            try:
+                _warm(self.servers[name], self.routes[name], self.plan, self.shared[name])
+                if name != PLAIN:
+                    for cached, plain in zip(self.routes[name], self.plain_endpoints, strict=True):
+                        check_same_answers(
+                            self.servers[name],
+                            self.servers[PLAIN],
+                            _sample(cached.paths, CHECKED_PATHS),
+                            _sample(plain.paths, CHECKED_PATHS),
+                        )
+            except Exception as error:
+                self._fail(name, error)
+            self.progress.step()
+
+    def measure(self) -> None:
+        """Load-test every configuration and endpoint, alternating the order per repeat."""
+        for repeat in range(self.plan.repeats):
+            for turn, endpoint_name in enumerate(("list", "retrieve")):
+                order = list(self.ready)
+                if (repeat + turn) % 2:
+                    order.reverse()
+                for name in order:
+                    self._measure_one(name, endpoint_name, repeat)
+
+    def _measure_one(self, name: str, endpoint_name: str, repeat: int) -> None:
+        endpoint = next(e for e in self.routes[name] if e.name == endpoint_name)
+        self.progress.note(f"{name} {endpoint_name} ({repeat + 1}/{self.plan.repeats})")
+        try:
+            result = self.generator.run(
+                HOST,
+                self.servers[name].port,
+                endpoint.paths,
+                self.plan.duration,
+                self.plan.connections,
+            )
+        except Exception as error:
+            self._fail(name, error)
+        else:
+            self.results.setdefault((name, endpoint_name), {})[repeat] = result
+        self.progress.step()
+
+    def stop(self) -> None:
+        stop_all(self.servers.values())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per configuration and endpoint; cached rows carry their ratio to plain.
+
+        The ratio pairs the repeats of the cached and the plain server that ran
+        back to back in the same round.
+        """
+        rows: list[dict[str, Any]] = []
+        for name, routes in self.routes.items():
+            for endpoint in routes:
+                by_repeat = self.results.get((name, endpoint.name))
+                if not by_repeat:
+                    continue
+                row = _row(name, endpoint, [by_repeat[r] for r in sorted(by_repeat)])
+                plain = self.results.get((PLAIN, endpoint.name), {})
+                paired = [
+                    by_repeat[r].requests_per_s / plain[r].requests_per_s
+                    for r in sorted(by_repeat)
+                    if name != PLAIN and r in plain and plain[r].requests_per_s
+                ]
+                if paired:
+                    row["ratio_to_plain"] = summary(paired)
+                rows.append(row)
+        return rows
 
 
 def run(
@@ -265,102 +395,23 @@ def run(
     on_error: Callable[[str, BaseException], None],
     phases: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Start every server, warm them, alternate load tests; one row per server and endpoint.
+    """Start, warm and measure every configuration; one row per server and endpoint.
 
-    ``phases`` receives the seconds spent starting, warming and measuring.
+    Without a working plain-DRF server there is nothing to compare with, so nothing is
+    measured. ``phases`` receives the seconds spent starting, warming and measuring.
     """
     phases = phases if phases is not None else {}
-    plain_endpoints = endpoints("/api/plain/", question_pks)
-    cached_endpoints = endpoints("/api/", question_pks)
-    servers: dict[str, WsgiServer] = {
-        PLAIN: WsgiServer(
-            PLAIN, {"DRF_INSTCACHE_BENCH_BACKEND": "locmem://unused"}, plan.workers, log_dir
-        )
-    }
-    for target in targets:
-        servers[target.name] = WsgiServer(
-            target.name,
-            {"DRF_INSTCACHE_BENCH_BACKEND": target.url, "DRF_INSTCACHE_BENCH_PREFIX": KEY_PREFIX},
-            plan.workers,
-            log_dir,
-        )
-    shared = {target.name: target.shared for target in targets} | {PLAIN: True}
-    routes = {name: cached_endpoints for name in servers}
-    routes[PLAIN] = plain_endpoints
-    ready: list[str] = []
+    workload = EndToEnd(targets, question_pks, plan, generator, log_dir, progress, on_error)
     try:
-        progress.note("starting gunicorn servers")
-        clock = time.monotonic()
-        for server in servers.values():
-            server.start()
-        for name, server in servers.items():
-            try:
-                server.wait_ready(routes[name][0].paths[0])
-            except Exception as error:
-                on_error(name, error)
-                server.stop()
-            else:
-                ready.append(name)
-            progress.step()
-        if PLAIN not in ready:
-            return []
-
-        phases["start_s"] = round(time.monotonic() - clock, 1)
-        clock = time.monotonic()
-        for name in list(ready):
-            progress.note(f"warming {name}")
-            try:
-                _warm(servers[name], routes[name], plan, shared[name])
-                if name != PLAIN:
-                    for cached, plain in zip(routes[name], plain_endpoints, strict=True):
-                        check_same_answers(
-                            servers[name],
-                            servers[PLAIN],
-                            _sample(cached.paths, CHECKED_PATHS),
-                            _sample(plain.paths, CHECKED_PATHS),
-                        )
-            except Exception as error:
-                on_error(name, error)
-                ready.remove(name)
-            progress.step()
-        if PLAIN not in ready:
-            return []
-
-        phases["warm_s"] = round(time.monotonic() - clock, 1)
-        clock = time.monotonic()
-        measured: dict[tuple[str, str], list[LoadResult]] = {}
-        for repeat in range(plan.repeats):
-            order = ready if repeat % 2 == 0 else list(reversed(ready))
-            for index, endpoint_name in enumerate(("list", "retrieve")):
-                for name in order if index % 2 == 0 else list(reversed(order)):
-                    endpoint = next(e for e in routes[name] if e.name == endpoint_name)
-                    progress.note(f"{name} {endpoint_name} ({repeat + 1}/{plan.repeats})")
-                    result = generator.run(
-                        HOST, servers[name].port, endpoint.paths, plan.duration, plan.connections
-                    )
-                    measured.setdefault((name, endpoint_name), []).append(result)
-                    progress.step()
-        phases["measure_s"] = round(time.monotonic() - clock, 1)
+        for phase in (workload.start, workload.warm, workload.measure):
+            clock = time.monotonic()
+            phase()
+            phases[f"{phase.__name__}_s"] = round(time.monotonic() - clock, 1)
+            if PLAIN not in workload.ready:
+                return []
     finally:
-        stop_all(servers.values())
-
-    rows = []
-    for name in ready:
-        for endpoint in routes[name]:
-            results = measured.get((name, endpoint.name))
-            if results:
-                rows.append(_summary(name, endpoint, results))
-    plain_rows = {row["endpoint"]: row for row in rows if row["backend"] == PLAIN}
-    for row in rows:
-        plain_row = plain_rows.get(row["endpoint"])
-        if row["backend"] != PLAIN and plain_row is not None:
-            paired = zip(
-                row["requests_per_s"]["samples"],
-                plain_row["requests_per_s"]["samples"],
-                strict=True,
-            )
-            row["ratio_to_plain"] = Ratio([a / b for a, b in paired]).to_json()
-    return rows
+        workload.stop()
+    return workload.rows()
 
 
 def _request_all(port: int, paths: Sequence[str], connections: int) -> None:

@@ -94,19 +94,26 @@ def seconds(value: float) -> str:
 def timing_text(timing: dict[str, Any], with_spread: bool = True) -> str:
     """``390 µs ±3%``: median, and half the interquartile range relative to it."""
     text = seconds(timing["median_s"])
-    if with_spread and timing["median_s"]:
+    if with_spread and timing["median_s"] and timing["repeats"] > 1:
         half = (timing["q3_s"] - timing["q1_s"]) / 2 / timing["median_s"] * 100
         text += f" ±{half:.0f}%"
     return text
 
 
 def ratio_text(ratio: dict[str, Any] | None, with_spread: bool = True) -> str:
-    """``2.21 ±0.05``: median ratio and half its interquartile range."""
+    """``2.21 ±0.05``: median ratio and half its interquartile range (if repeated)."""
     if ratio is None:
         return MISSING
-    if not with_spread:
+    if not with_spread or len(ratio["samples"]) < 2:
         return f"{ratio['median']:.2f}"
     return f"{ratio['median']:.2f} ±{(ratio['q3'] - ratio['q1']) / 2:.2f}"
+
+
+def throughput_text(throughput: dict[str, Any]) -> str:
+    """``493 ±12`` requests per second (no spread after a single run)."""
+    if len(throughput["samples"]) < 2:
+        return f"{throughput['median']:.0f}"
+    return f"{throughput['median']:.0f} ±{(throughput['q3'] - throughput['q1']) / 2:.0f}"
 
 
 def _titles(record: dict[str, Any], detailed: bool = True) -> dict[str, str]:
@@ -256,12 +263,11 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
             "latency: median over repeats.",
         )
         for row in selected:
-            throughput = row["requests_per_s"]
             latency = row["latency_s"]
             grid.rows.append(
                 [
                     titles.get(row["backend"], row["backend"]),
-                    f"{throughput['median']:.0f} ±{(throughput['q3'] - throughput['q1']) / 2:.0f}",
+                    throughput_text(row["requests_per_s"]),
                     seconds(latency["p50"]),
                     seconds(latency["p95"]),
                     seconds(latency["p99"]),
@@ -293,8 +299,12 @@ def summary_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
     grid = Grid(
         "Summary: what the library costs, and what it buys",
         columns,
-        caption=f"adapter/raw client time at N={n} (get/set/delete_many); "
-        "cached/plain DRF requests per second (list, retrieve)",
+        caption=(
+            f"get/set/delete: adapter/raw client time of get/set/delete_many at N={n}; "
+            if n is not None
+            else ""
+        )
+        + "list/retrieve: cached/plain DRF requests per second",
     )
     adapter_raw = summary["adapter_raw_ratio"]
     throughput = summary["cached_plain_throughput_ratio"]

@@ -17,7 +17,7 @@ import gc
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,15 @@ class Timing:
         }
 
 
+def summary(samples: Sequence[float]) -> dict[str, Any]:
+    """Median, quartiles and the samples themselves, as the JSON record keeps them."""
+    if len(samples) >= 2:
+        q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    else:
+        q1 = q3 = samples[0]
+    return {"median": statistics.median(samples), "q1": q1, "q3": q3, "samples": list(samples)}
+
+
 @dataclass
 class Ratio:
     """``numerator / denominator`` per repeat of an interleaved measurement."""
@@ -102,11 +111,7 @@ class Ratio:
         return statistics.median(self.samples)
 
     def to_json(self) -> dict[str, Any]:
-        if len(self.samples) >= 2:
-            q1, _, q3 = statistics.quantiles(self.samples, n=4, method="inclusive")
-        else:
-            q1 = q3 = self.samples[0]
-        return {"median": self.median, "q1": q1, "q3": q3, "samples": self.samples}
+        return summary(self.samples)
 
 
 def ratio(numerator: Timing, denominator: Timing) -> Ratio:
