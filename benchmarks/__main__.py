@@ -44,6 +44,7 @@ class EndToEndSettings:
     warmup: float = 0.5
     repeats: int = 3
     connections: int = 4
+    load_generator: str = "auto"
     workers: int = 2
 
 
@@ -131,6 +132,12 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         "--connections", type=int, default=None, help="concurrent end-to-end clients"
     )
     parser.add_argument(
+        "--load-generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="end-to-end load generator (auto: wrk when installed, else a Python client)",
+    )
+    parser.add_argument(
         "--database",
         choices=("auto", "postgres", "sqlite"),
         default="auto",
@@ -161,6 +168,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         e2e.duration = args.duration
     if args.connections:
         e2e.connections = args.connections
+    e2e.load_generator = args.load_generator
     return RunSettings(
         quick=args.quick,
         out=args.out,
@@ -364,7 +372,11 @@ class Run:
             connections=settings.connections,
             workers=settings.workers,
         )
-        generator = load.default_generator()
+        try:
+            generator = load.choose_generator(settings.load_generator)
+        except RuntimeError as error:
+            self.skip_workload("e2e", str(error))
+            return
         self.record["settings"]["end_to_end"]["load_generator"] = {
             "name": generator.name,
             "version": generator.version(),

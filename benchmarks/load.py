@@ -228,6 +228,11 @@ class PythonClient:
         )
 
 
-def default_generator() -> LoadGenerator:
-    """wrk when installed, else the Python client."""
-    return Wrk.find() or PythonClient()
+def choose_generator(name: str = "auto") -> LoadGenerator:
+    """``wrk``, ``python``, or ``auto``: wrk when installed, else the Python client."""
+    if name == "python":
+        return PythonClient()
+    wrk = Wrk.find()
+    if wrk is None and name == "wrk":
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    return wrk or PythonClient()
