@@ -119,13 +119,14 @@ def check_cache_enabled_setting() -> list[Warning]:
 def run_checks(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Entry point Django calls for ``manage.py check`` and at server start."""
     messages: list[Any] = []
-    for check in (
+    every_check: tuple[Callable[[], Iterable[Any]], ...] = (
         check_backend_setting,
         check_codec_setting,
         check_breaker_setting,
         check_async_setting,
         check_cache_enabled_setting,
         *_EXTRA_CHECKS,
-    ):
+    )
+    for check in every_check:
         messages.extend(check())
     return messages

@@ -322,7 +322,8 @@ class DjangoCacheBackend(BaseBackend):
         )
 
     @staticmethod
-    def _clear_locmem(cache: LocMemCache, head: str) -> None:
+    def _clear_locmem(cache: Any, head: str) -> None:
+        # A LocMemCache, used through private attributes django-stubs does not declare.
         with cache._lock:
             for made_key in [key for key in cache._cache if key.startswith(head)]:
                 del cache._cache[made_key]
@@ -341,7 +342,8 @@ class DjangoCacheBackend(BaseBackend):
             client.unlink(*batch)
 
     @staticmethod
-    def _clear_database(cache: BaseDatabaseCache, head: str) -> None:
+    def _clear_database(cache: Any, head: str) -> None:
+        # A BaseDatabaseCache; its table name is private (undeclared in django-stubs).
         database = router.db_for_write(cache.cache_model_class)
         connection = connections[database]
         quote = connection.ops.quote_name
@@ -360,8 +362,11 @@ Swaps = Mapping[str, tuple[str, tuple[bytes, bytes]]]
 """Our server key -> (caller's key, (expected, new))."""
 
 
-def _swap_locmem(cache: LocMemCache, swaps: Swaps, timeout: int | None) -> list[str]:
-    """Compare and set under LocMemCache's own lock (values are pickled there)."""
+def _swap_locmem(cache: Any, swaps: Swaps, timeout: int | None) -> list[str]:
+    """Compare and set under LocMemCache's own lock (values are pickled there).
+
+    ``cache`` is a LocMemCache, used through private attributes django-stubs does not declare.
+    """
     stored = []
     with cache._lock:
         for server_key, (key, (expected, new)) in swaps.items():
@@ -374,8 +379,11 @@ def _swap_locmem(cache: LocMemCache, swaps: Swaps, timeout: int | None) -> list[
     return stored
 
 
-def _swap_redis(cache: RedisCache, swaps: Swaps, timeout: int | None) -> list[str]:
-    """Compare and set on the server, with the script of the Redis adapter, pipelined."""
+def _swap_redis(cache: Any, swaps: Swaps, timeout: int | None) -> list[str]:
+    """Compare and set on the server, with the script of the Redis adapter, pipelined.
+
+    ``cache`` is a RedisCache; its client's serializer is private (undeclared in django-stubs).
+    """
     from drf_instcache.backends.redis import COMPARE_AND_SET_SCRIPT
 
     serializer = cache._cache._serializer

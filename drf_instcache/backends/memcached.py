@@ -636,7 +636,11 @@ class MemcachedBackend(BaseBackend):
         errors: list[BackendUnavailable] = []
         for node in self._nodes.values():
             try:
-                keys = self._call(node, "clear", lambda _client, n=node: self._dump_keys(n, head))
+                keys = self._call(
+                    node,
+                    "clear",
+                    lambda _client, n=node: self._dump_keys(n, head),  # type: ignore[misc]
+                )
                 for start in range(0, len(keys), self.clear_batch_size):
                     batch = keys[start : start + self.clear_batch_size]
                     self._call(node, "clear", methodcaller("delete_many", batch))

@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -326,7 +326,7 @@ class RedisBackend(BaseBackend):
         with self.translate_errors("get_many"):
             client = self.client
             if self.cluster:
-                values = client.mget_nonatomic(server_keys)
+                values = cast(RedisCluster, client).mget_nonatomic(server_keys)
             else:
                 values = client.mget(server_keys)
         return {
