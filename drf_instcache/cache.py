@@ -25,6 +25,7 @@ from django.db import models
 
 from drf_instcache import counters as stats
 from drf_instcache import settings as instcache_settings
+from drf_instcache import unsettled
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
 from drf_instcache.codecs import Codec, resolve_codec
 from drf_instcache.exceptions import (
@@ -265,6 +266,7 @@ class BaseCache:
         raw_values: dict[str, bytes] = {}
         writable = backend is not None
         if backend is not None:
+            self._settle(backend)
             try:
                 raw_values = backend.get_many(keys)
             except BackendUnavailable as error:
@@ -444,8 +446,17 @@ class BaseCache:
                 self._warn_corrupt(key, error)
         return decoded
 
-    def _fill(self, backend: Backend, items: dict[str, tuple[bytes, bytes]]) -> None:
-        """Store loaded values over our own leases; refused fills lost to a newer write."""
+    def _fill(
+        self,
+        backend: Backend,
+        items: dict[str, tuple[bytes, bytes]],
+        invalidating: bool = False,
+    ) -> None:
+        """Store loaded values over our own leases; refused fills lost to a newer write.
+
+        ``invalidating``: a writer's fill; if it fails, the key holds our lease or an
+        older value, so it is deleted once the backend answers again.
+        """
         if not items:
             return
         leasing: LeasingBackend = backend  # type: ignore[assignment]
@@ -460,9 +471,13 @@ class BaseCache:
                 leasing.compare_and_set_many(markers, timeout=self.timeout)
             except BackendUnavailable as unavailable:
                 self._warn_unavailable("write", unavailable)
+                if invalidating:
+                    unsettled.remember(backend, markers)
             return
         except BackendUnavailable as error:
             self._warn_unavailable("write", error)
+            if invalidating:
+                unsettled.remember(backend, items)
             return
         stats.incr("stored", len(stored))
         refused = len(items) - len(stored)
@@ -553,6 +568,7 @@ class BaseCache:
             for each_version, functions in plans
             if functions["serializer"] is not None
         }
+        self._settle(backend)
         reachable = True
         try:
             current = backend.get_many(list(keys.values())) if keys else {}
@@ -578,6 +594,7 @@ class BaseCache:
                     backend.set_many(leases, timeout=policy.ttl)
                 except BackendUnavailable as error:
                     self._warn_unavailable("lease", error)
+                    unsettled.remember(backend, leases)
                     leases, reachable = {}, False
 
         to_set: dict[str, bytes] = {}
@@ -614,10 +631,11 @@ class BaseCache:
                 self._collect_invalidations(invalidator(source), each_version, to_delete, invalid)
 
         writes = {*to_set, *to_fill}
-        self._delete(backend, [key for key in to_delete if key not in writes])
-        self._fill(backend, to_fill)
+        self._delete(backend, [key for key in to_delete if key not in writes], invalidating=True)
+        self._fill(backend, to_fill, invalidating=True)
         # The old value is stale and the new one does not fit: drop the entry.
-        self._delete(backend, self._store(backend, to_set))
+        refused = self._store(backend, to_set, invalidating=True)
+        self._delete(backend, refused, invalidating=True)
         return list(dict.fromkeys(invalid))
 
     def forget_instance(
@@ -649,7 +667,8 @@ class BaseCache:
             invalidator = functions["invalidator"]
             if instance is not None and invalidator is not None:
                 self._collect_invalidations(invalidator(instance), each_version, to_delete, invalid)
-        self._delete(backend, to_delete)
+        self._settle(backend)
+        self._delete(backend, to_delete, invalidating=True)
         return list(dict.fromkeys(invalid))
 
     def _collect_invalidations(
@@ -674,12 +693,20 @@ class BaseCache:
         backend = self.backend
         if backend is None:
             return
-        keys = [self.key_for(version, model_name, obj_pk) for version in self.versions]
-        try:
-            backend.delete_many(keys)
-            stats.incr("deleted", len(keys))
-        except BackendUnavailable as error:
-            self._warn_unavailable("delete", error)
+        self._settle(backend)
+        self._delete(
+            backend,
+            [self.key_for(version, model_name, obj_pk) for version in self.versions],
+            invalidating=True,
+        )
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        """Delete raw keys (an invalidator's strings); if the backend is down, the keys
+        are deleted once it answers again, so a stale entry cannot outlive the outage."""
+        backend = self.backend
+        if backend is not None:
+            self._settle(backend)
+            self._delete(backend, list(keys), invalidating=True)
 
     @staticmethod
     def _invalidation(entry: Any) -> tuple[str, Any, bool]:
@@ -702,9 +729,13 @@ class BaseCache:
         except CorruptValue:
             return False
 
-    def _delete(self, backend: Backend, keys: Sequence[str]) -> None:
+    def _delete(self, backend: Backend, keys: Sequence[str], invalidating: bool = False) -> None:
         """Delete keys; a failure is logged, not raised. Deleting is always safe: at worst
-        it costs a miss, and it ends any lease on the key, so no older fill can land."""
+        it costs a miss, and it ends any lease on the key, so no older fill can land.
+
+        ``invalidating``: the keys may hold stale data, so a failed delete is retried
+        once the backend answers again (:mod:`drf_instcache.unsettled`).
+        """
         keys = list(dict.fromkeys(keys))
         if not keys:
             return
@@ -713,8 +744,30 @@ class BaseCache:
             stats.incr("deleted", len(keys))
         except BackendUnavailable as error:
             self._warn_unavailable("delete", error)
+            if invalidating:
+                unsettled.remember(backend, keys)
 
-    def _store(self, backend: Backend, items: dict[str, bytes]) -> list[str]:
+    def _settle(self, backend: Backend) -> None:
+        """Delete the keys earlier invalidations could not reach, now that we call again."""
+        if not unsettled.pending(backend):
+            return
+        keys = unsettled.take(backend)
+        try:
+            backend.delete_many(keys)
+        except BackendUnavailable as error:
+            unsettled.remember(backend, keys)
+            logger.debug("drf-instcache: %d stale key(s) still to delete: %s", len(keys), error)
+            return
+        stats.incr("deleted", len(keys))
+        logger.warning(
+            "drf-instcache: the cache answers again; deleted %d key(s) whose invalidation "
+            "had failed",
+            len(keys),
+        )
+
+    def _store(
+        self, backend: Backend, items: dict[str, bytes], invalidating: bool = False
+    ) -> list[str]:
         """``set_many`` with the core's error policy; returns the keys refused for size.
 
         This is the path of backends without conditional writes: the refused keys are
@@ -731,6 +784,8 @@ class BaseCache:
             return list(error.keys)
         except BackendUnavailable as error:
             self._warn_unavailable("write", error)
+            if invalidating:
+                unsettled.remember(backend, items)
             return []
         stats.incr("stored", len(items))
         return []

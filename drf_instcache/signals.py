@@ -41,7 +41,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.cache import BaseCache
-from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, UnknownModel
+from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 
 logger = logging.getLogger("drf_instcache.signals")
 
@@ -153,13 +153,8 @@ def _named_by_invalidator(
 
 
 def _delete_raw_keys(cache: BaseCache, keys: Sequence[str]) -> None:
-    backend = cache.backend
-    if backend is None or not keys:
-        return
-    try:
-        backend.delete_many(list(dict.fromkeys(keys)))
-    except BackendUnavailable as error:
-        logger.warning("drf-instcache: could not delete %d stale key(s): %s", len(keys), error)
+    if keys:
+        cache.delete_keys(keys)
 
 
 # -- running after commit ---------------------------------------------------------------

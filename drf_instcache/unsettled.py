@@ -1,0 +1,65 @@
+"""Keys an invalidation could not reach: deleted as soon as the backend answers again.
+
+When the cache server is down (or hung) while a row changes, the write to the database
+succeeds and the cache update is dropped with a warning. If the server then comes back
+with its data (a network partition, a paused process, a failover to a replica), it still
+holds the entry as it was before the change. So every key whose refresh or delete
+failed is remembered, per backend and per process, and deleted before the next call
+that reaches that backend: deleting is always safe (at worst a miss).
+
+The memory is bounded (:data:`LIMIT` keys per backend); beyond it the oldest keys are
+dropped with an error log, since those entries may then stay stale until they expire.
+A process that exits during an outage forgets its keys: the entries' lifetime
+(``TIMEOUT``) is the last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+logger = logging.getLogger("drf_instcache")
+
+LIMIT = 10_000
+"""Most keys remembered per backend."""
+
+_lock = threading.Lock()
+_keys: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
+
+
+def remember(backend: Any, keys: Iterable[str]) -> None:
+    """Note that ``keys`` may hold stale entries on ``backend``."""
+    with _lock:
+        pending = _keys.setdefault(backend, {})
+        pending.update(dict.fromkeys(keys))
+        overflow = len(pending) - LIMIT
+        if overflow > 0:
+            for key in list(pending)[:overflow]:
+                del pending[key]
+    if overflow > 0:
+        logger.error(
+            "drf-instcache: more than %d keys failed to invalidate during a cache outage; "
+            "%d of them may stay stale until they expire (clear the cache to be sure)",
+            LIMIT,
+            overflow,
+        )
+
+
+def pending(backend: Any) -> bool:
+    """Whether keys wait to be deleted on ``backend`` (cheap: called on every read)."""
+    return bool(_keys) and backend in _keys
+
+
+def take(backend: Any) -> list[str]:
+    """Remove and return the keys waiting for ``backend``."""
+    with _lock:
+        return list(_keys.pop(backend, {}))
+
+
+def forget_all() -> None:
+    """Drop every remembered key (tests; or after clearing the cache by hand)."""
+    with _lock:
+        _keys.clear()
