@@ -100,6 +100,9 @@ def test_bad_settings_are_clear_errors(value, message):
 def test_missing_client_library_names_the_extra(monkeypatch):
     import sys
 
+    # Hide pymemcache and its already-imported submodules, as if it were not installed.
+    for name in [name for name in sys.modules if name.split(".")[0] == "pymemcache"]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "pymemcache", None)
     monkeypatch.delitem(sys.modules, "drf_instcache.backends.memcached", raising=False)
     with pytest.raises(ImproperlyConfigured, match=r"drf-instcache\[memcached\]"):
