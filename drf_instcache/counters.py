@@ -43,6 +43,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.signals import setting_changed
+
 from drf_instcache.checks import add_check
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured
 
@@ -219,7 +221,9 @@ def incr(name: str, amount: int = 1, model: str | None = None) -> None:
 
 def incr_per_model(name: str, models: Iterable[str]) -> None:
     """Count one ``name`` event for each model name in ``models`` (one per instance)."""
-    per_model = Counter(model.lower() for model in models)
+    per_model: Counter[str] = Counter()
+    for model, amount in Counter(models).items():  # lower-case each distinct name once
+        per_model[model.lower()] += amount
     if not per_model:
         return
     total = sum(per_model.values())
@@ -273,11 +277,29 @@ def tracking() -> Iterator[Counter[str]]:
 
 
 # -- one request -----------------------------------------------------------------------
+_read_settings: dict[str, Any] = {}
+"""Settings read on every request, kept until ``setting_changed`` says otherwise."""
+
+
+def _setting(name: str, default: Any) -> Any:
+    try:
+        return _read_settings[name]
+    except KeyError:
+        from django.conf import settings
+
+        value = _read_settings[name] = getattr(settings, name, default)
+        return value
+
+
+def forget_settings(setting: str = "", **kwargs: Any) -> None:
+    """Read the settings afresh at next use (connected to Django's ``setting_changed``)."""
+    if not setting or setting in _read_settings:
+        _read_settings.clear()
+
+
 def debug_headers_enabled() -> bool:
     """True when ``DRF_INSTCACHE_DEBUG_HEADERS`` asks for the ``X-Instcache`` header."""
-    from django.conf import settings
-
-    return bool(getattr(settings, DEBUG_HEADERS_SETTING, False))
+    return bool(_setting(DEBUG_HEADERS_SETTING, False))
 
 
 def header_value(counts: Mapping[str, int]) -> str:
@@ -291,16 +313,15 @@ def finish_request(request: Any, response: Any, counts: Mapping[str, int]) -> An
     Called by :class:`~drf_instcache.mixins.CachedViewMixin` once the response exists;
     returns the response.
     """
-    summary = header_value(counts)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "drf-instcache: %s %s %s",
             getattr(request, "method", "?"),
             getattr(request, "path", "?"),
-            summary,
+            header_value(counts),
         )
     if response is not None and debug_headers_enabled():
-        response[HEADER] = summary
+        response[HEADER] = header_value(counts)
     flush_if_due()
     return response
 
@@ -308,9 +329,7 @@ def finish_request(request: Any, response: Any, counts: Mapping[str, int]) -> An
 # -- the shared aggregate ----------------------------------------------------------------
 def flush_interval() -> float | None:
     """Seconds between publications (0: every request; None: never), from settings."""
-    from django.conf import settings
-
-    value = getattr(settings, FLUSH_INTERVAL_SETTING, DEFAULT_FLUSH_INTERVAL)
+    value = _setting(FLUSH_INTERVAL_SETTING, DEFAULT_FLUSH_INTERVAL)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -513,6 +532,9 @@ def kept_across_clear(backend: Any) -> Iterator[None]:
     yield
     if raw:
         backend.set_many(raw, timeout=SHARED_TTL)
+
+
+setting_changed.connect(forget_settings, dispatch_uid="drf_instcache.counters.settings")
 
 
 # -- fork safety -----------------------------------------------------------------------
