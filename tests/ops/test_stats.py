@@ -192,3 +192,15 @@ def test_bad_statistics_settings_fail_the_system_check(settings):
     settings.DRF_INSTCACHE_DEBUG_HEADERS = "yes"
     errors = counters.check_settings()
     assert [error.id for error in errors] == ["drf_instcache.E010", "drf_instcache.E011"]
+
+
+def test_stats_shared_includes_this_process_after_publishing_it(api, backend, seeded: Seeded):
+    instcache("stats", "--reset")
+    api.get("/api/questions/")
+
+    shared = drf_instcache.stats(shared=True)
+
+    assert shared.shared is True
+    assert shared.processes == 1
+    assert shared.models["question"]["misses"] == seeded.questions
+    assert drf_instcache.stats(shared=True).misses == shared.misses  # nothing new to add

@@ -6,7 +6,9 @@ import pytest
 from django.core.management import CommandError
 from rest_framework.test import APIClient
 
+from drf_instcache import ops
 from drf_instcache.cache import BaseCache
+from drf_instcache.discovery import Target
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
 from tests.ops.conftest import Seeded, each_backend, instcache
@@ -105,3 +107,29 @@ def test_verify_lists_twenty_differences_unless_verbose(backend, seeded: Seeded)
     assert quiet.count("corrupt: ") == 20
     assert "... and 5 more (-v 2 lists them all)" in quiet
     assert verbose.count("corrupt: ") == 25
+
+
+class HidingCache(PollCache):
+    """PollCache, except that questions ending in '(draft)' get no entry."""
+
+    def question_default_serializer(self, obj):
+        if obj is not None and obj.question_text.endswith("(draft)"):
+            return None
+        return super().question_default_serializer(obj)
+
+
+def test_an_entry_for_a_row_that_should_have_none_is_unexpected_and_fix_deletes_it(
+    backend, seeded: Seeded
+):
+    instcache("warm", "question")
+    draft = Question.objects.order_by("pk").first()
+    Question.objects.filter(pk=draft.pk).update(question_text="Unfinished (draft)")
+    target = Target(HidingCache, Question, ("default",))
+
+    report = ops.verify(target, fix=True)
+
+    (difference,) = report.differences
+    assert (difference.kind, difference.pk) == (ops.UNEXPECTED, draft.pk)
+    assert report.fixed == 1
+    assert backend.get_many([difference.key]) == {}
+    assert ops.verify(target).differences == []

@@ -38,6 +38,8 @@ def entries(count: int, noun: str = "entry") -> str:
 
 
 class Command(BaseCommand):
+    """``manage.py instcache SUBCOMMAND``: one ``handle_<subcommand>`` method per sub-command."""
+
     help = "Operate the drf-instcache instance cache: " + "; ".join(
         f"{name}: {text}" for name, text in SUBCOMMANDS.items()
     )
