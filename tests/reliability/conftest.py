@@ -11,13 +11,16 @@ connection and sees only committed rows, as concurrent requests do.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connections
 
 from example.polls.cache import PollCache
+from tests.backends.config_django import django_redis_cache_config
 from tests.backends.conftest import *  # noqa: F403  (the adapter parametrization and fixtures)
 from tests.backends.conftest import pytest_configure, pytest_generate_tests  # noqa: F401
 
@@ -112,3 +115,47 @@ def gate() -> Gate:
     gate = Gate()
     yield gate
     gate.release()  # never leave a thread blocked
+
+
+def backend_url(request: pytest.FixtureRequest, settings: Any, configuration: str) -> str:
+    """A fresh namespace of ``configuration`` as a ``DRF_INSTCACHE_BACKEND`` URL."""
+    prefix = f"rel{uuid.uuid4().hex[:10]}"
+    if configuration == "locmem":
+        return f"locmem://reliability?prefix={prefix}"
+    if configuration == "disk":
+        directory: Path = request.getfixturevalue("disk_directory")
+        return f"disk://{directory / 'reliability'}?prefix={prefix}"
+    if configuration == "redis":
+        return f"{request.getfixturevalue('redis_server').url}?prefix={prefix}"
+    if configuration == "redis-cluster":
+        nodes = request.getfixturevalue("redis_cluster_servers").nodes
+        return f"redis+cluster://{','.join(nodes)}?prefix={prefix}"
+    if configuration == "memcached":
+        return f"memcached://{request.getfixturevalue('memcached_server').address}?prefix={prefix}"
+    if configuration == "memcached-3":
+        servers = request.getfixturevalue("memcached_servers_3")
+        return f"memcached://{','.join(s.address for s in servers)}?prefix={prefix}"
+    if configuration == "django-redis":
+        server = request.getfixturevalue("redis_server")
+        settings.CACHES = {**settings.CACHES, "reliability": django_redis_cache_config(server)}
+        return f"django://reliability?prefix={prefix}"
+    raise ValueError(configuration)
+
+
+def server_controls(
+    request: pytest.FixtureRequest, configuration: str
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``(stop, start)`` of the server(s) behind a configuration of :func:`backend_url`."""
+    if configuration in ("redis", "django-redis"):
+        server = request.getfixturevalue("redis_server")
+        return server.stop, server.start
+    if configuration == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster_servers")
+        return cluster.stop, cluster.start
+    if configuration == "memcached":
+        server = request.getfixturevalue("memcached_server")
+        return server.stop, server.start
+    if configuration == "memcached-3":
+        servers = request.getfixturevalue("memcached_servers_3")
+        return (lambda: [s.stop() for s in servers]), (lambda: [s.start() for s in servers])
+    raise ValueError(f"{configuration} has no server to stop")

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +26,7 @@ from drf_instcache.leases import is_marker
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
 from tests.api.conftest import make_polls
-from tests.backends.config_django import django_redis_cache_config
-from tests.reliability.conftest import started
+from tests.reliability.conftest import backend_url, started
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,31 +48,6 @@ CONFIGURATIONS = [
     "memcached-3",
     "django-redis",
 ]
-
-
-def backend_url(request: pytest.FixtureRequest, settings: Any, configuration: str) -> str:
-    """A fresh namespace of ``configuration`` as a ``DRF_INSTCACHE_BACKEND`` URL."""
-    prefix = f"race{uuid.uuid4().hex[:10]}"
-    if configuration == "locmem":
-        return f"locmem://races?prefix={prefix}"
-    if configuration == "disk":
-        directory: Path = request.getfixturevalue("disk_directory")
-        return f"disk://{directory / 'races'}?prefix={prefix}"
-    if configuration == "redis":
-        return f"{request.getfixturevalue('redis_server').url}?prefix={prefix}"
-    if configuration == "redis-cluster":
-        nodes = request.getfixturevalue("redis_cluster_servers").nodes
-        return f"redis+cluster://{','.join(nodes)}?prefix={prefix}"
-    if configuration == "memcached":
-        return f"memcached://{request.getfixturevalue('memcached_server').address}?prefix={prefix}"
-    if configuration == "memcached-3":
-        servers = request.getfixturevalue("memcached_servers_3")
-        return f"memcached://{','.join(s.address for s in servers)}?prefix={prefix}"
-    if configuration == "django-redis":
-        server = request.getfixturevalue("redis_server")
-        settings.CACHES = {**settings.CACHES, "races": django_redis_cache_config(server)}
-        return f"django://races?prefix={prefix}"
-    raise ValueError(configuration)
 
 
 @pytest.fixture
