@@ -36,10 +36,16 @@ def check_backend_setting() -> list[Error]:
     try:
         config = instcache_settings.parse_setting(value)
         instcache_settings.import_backend_class(config.backend)
+        # Building an adapter validates its options and location without connecting
+        # (connections are opened at first use), so a typo fails here, not at runtime.
+        instcache_settings.build_backend(value).close()
     except ImproperlyConfigured as error:
+        message = str(error)
+        if instcache_settings.BACKEND_SETTING not in message:
+            message = f"{instcache_settings.BACKEND_SETTING}: {message}"
         return [
             Error(
-                str(error),
+                message,
                 hint="Set DRF_INSTCACHE_BACKEND to a URL such as 'redis://127.0.0.1:6379/0', "
                 "'memcached://127.0.0.1:11211', 'disk:///var/cache/api' or 'django://default', "
                 "or to a dict with BACKEND/LOCATION/OPTIONS/KEY_PREFIX/TIMEOUT.",
@@ -87,6 +93,24 @@ def check_breaker_setting() -> list[Error]:
     return []
 
 
+def check_leases_setting() -> list[Error]:
+    """``DRF_INSTCACHE_LEASES`` must be None or a dict of positive TTL and WAIT >= 0."""
+    from drf_instcache.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
+
+    try:
+        parse_policy(getattr(django_settings, LEASES_SETTING, DEFAULT_LEASES))
+    except ImproperlyConfigured as error:
+        return [
+            Error(
+                str(error),
+                hint=f"Remove {LEASES_SETTING} for the defaults {DEFAULT_LEASES!r}, or set it "
+                "to None to fill the cache without leases.",
+                id="drf_instcache.E006",
+            )
+        ]
+    return []
+
+
 def check_async_setting() -> list[Error]:
     """``DRF_INSTCACHE_ASYNC = True`` needs Celery."""
     wants_async = instcache_settings.get_setting("ASYNC", False)
@@ -123,6 +147,7 @@ def run_checks(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         check_backend_setting,
         check_codec_setting,
         check_breaker_setting,
+        check_leases_setting,
         check_async_setting,
         check_cache_enabled_setting,
         *_EXTRA_CHECKS,

@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
+from django.core import checks
 from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
+from drf_instcache import checks as instcache_checks
 from drf_instcache import settings as instcache_settings
-from drf_instcache.cache import BaseCache
+from drf_instcache.cache import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 
 logger = logging.getLogger("drf_instcache.signals")
@@ -460,6 +462,80 @@ def connect(
             dispatch_uid=_uid(cache_class, version, "m2m_changed", through),
         )
     return chosen
+
+
+# -- system check -------------------------------------------------------------------------
+_ABSENT = object()
+
+
+def check_connected_cache_classes() -> list[checks.Error]:
+    """Every model connected with :func:`connect` must have its cache functions.
+
+    For each (model, version) the cache class must define ``serializer``, ``loader`` and
+    ``invalidator`` (a function each, or all three set to None for "known but not
+    cached"); without them the signal receivers would fail at the first write, where the
+    error only shows up in a log.
+    """
+    errors: list[checks.Error] = []
+    for (cache_class, version), models in sorted(
+        _connected.items(), key=lambda item: (cache_class_path(item[0][0]), item[0][1] or "")
+    ):
+        for model in sorted(models, key=lambda model: model._meta.label):
+            name = _model_name(model)
+            for each in [version] if version else list(cache_class.versions):
+                errors.extend(_missing_functions(cache_class, model, name, each))
+    return errors
+
+
+def _missing_functions(
+    cache_class: type[BaseCache], model: type[Model], name: str, version: str
+) -> list[checks.Error]:
+    prefix = f"{name}_{version}_"
+    found = {
+        function: getattr(cache_class, prefix + function, _ABSENT)
+        for function in (*MODEL_FUNCTIONS, *OPTIONAL_MODEL_FUNCTIONS)
+    }
+    missing = [prefix + f for f in MODEL_FUNCTIONS if found[f] is _ABSENT]
+    wrong = [
+        prefix + function
+        for function, value in found.items()
+        if value is not _ABSENT and value is not None and not callable(value)
+    ]
+    where = f"{cache_class.__name__} (connected to {model._meta.label} by signals.connect())"
+    if len(missing) == len(MODEL_FUNCTIONS):
+        return [
+            checks.Error(
+                f"{where} has no cache functions for model {name!r} in version {version!r}.",
+                hint=f"Define {', '.join(missing)} on {cache_class.__name__} (set all three "
+                "to None for a model that is not cached), or leave the model out of connect().",
+                obj=cache_class,
+                id="drf_instcache.E004",
+            )
+        ]
+    errors = []
+    if missing:
+        errors.append(
+            checks.Error(
+                f"{where} is missing {', '.join(missing)}.",
+                hint=f"Define {' and '.join(missing)} on {cache_class.__name__}, or set "
+                f"{'them' if len(missing) > 1 else 'it'} to None.",
+                obj=cache_class,
+                id="drf_instcache.E004",
+            )
+        )
+    if wrong:
+        errors.append(
+            checks.Error(
+                f"{where}: {', '.join(wrong)} must be a method or None.",
+                hint=f"Make {', '.join(wrong)} a method of {cache_class.__name__}.",
+                obj=cache_class,
+                id="drf_instcache.E004",
+            )
+        )
+    return errors
+
+
+instcache_checks.add_check(check_connected_cache_classes)
 
 
 def disconnect(
