@@ -46,7 +46,7 @@ from typing import Any
 from django.core.signals import setting_changed
 
 from drf_instcache.checks import add_check
-from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured
+from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
 
 logger = logging.getLogger("drf_instcache.stats")
 
@@ -391,7 +391,10 @@ def flush_if_due() -> None:
     if interval is None or now - _publisher.last_attempt < interval:
         return
     _publisher.last_attempt = now
-    flush()
+    try:
+        flush()
+    except Exception:  # statistics must never fail the request that publishes them
+        logger.warning("drf-instcache: publishing statistics failed", exc_info=True)
 
 
 def flush(backend: Any = None) -> bool:
@@ -417,7 +420,7 @@ def flush(backend: Any = None) -> bool:
             _unpublished.clear()
         try:
             _publish(backend, publisher, pending)
-        except BackendUnavailable as error:
+        except (BackendUnavailable, ValueTooLarge) as error:  # never fail the request
             with _lock:
                 _unpublished.merge(pending)
             logger.debug("drf-instcache: could not publish statistics: %s", error)
