@@ -91,6 +91,7 @@ def test_zero_or_negative_timeout_stores_nothing(backend, timeout):
     assert backend.get_many(["k", "new"]) == {"k": b"expected"}
 
 
+@pytest.mark.slow
 def test_lifetimes_apply_to_conditional_writes(make_backend):
     backend = make_backend(timeout=1)
     backend.add_many({"lease": b"L"}, timeout=1)
