@@ -377,7 +377,7 @@ class Run:
         except RuntimeError as error:
             self.skip_workload("e2e", str(error))
             return
-        self.record["settings"]["end_to_end"]["load_generator"] = {
+        self.record["settings"]["end_to_end"]["load_generator_used"] = {
             "name": generator.name,
             "version": generator.version(),
         }

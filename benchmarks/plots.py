@@ -249,7 +249,7 @@ def end_to_end(record: dict[str, Any], path: Path) -> Path | None:
         bottom.legend(fontsize=8)
         bottom.grid(True, axis="y", alpha=0.3)
     load = record["settings"].get("end_to_end", {})
-    generator = load.get("load_generator", {}).get("name", "?")
+    generator = load.get("load_generator_used", {}).get("name", "?")
     figure.suptitle(
         f"End to end through gunicorn ({load.get('workers')} workers), {generator} with "
         f"{load.get('connections')} connections: cached vs plain DRF"

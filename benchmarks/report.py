@@ -249,7 +249,7 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
     rows = record["results"]["end_to_end"]
     titles = _titles(record, detailed)
     load = record["settings"].get("end_to_end", {})
-    generator = load.get("load_generator", {}).get("name", "?")
+    generator = load.get("load_generator_used", {}).get("name", "?")
     grids = []
     for endpoint in dict.fromkeys(row["endpoint"] for row in rows):
         selected = [row for row in rows if row["endpoint"] == endpoint]

@@ -49,6 +49,7 @@ def record(targets: list[Target], workdir: Path) -> dict:
     plan = Plan(repeats=REPEATS, min_repeat_time=0.002, max_number=200)
     errors: list[str] = []
     run = report.new_record()
+    run["settings"] = parse_args(["--quick", "--workloads", "backend"]).to_json()
     run["backends"]["measured"] = [{"name": t.name, "title": t.title} for t in targets]
     run["results"]["backend_layer"] = backends_layer.run(
         targets,
