@@ -223,7 +223,7 @@ def end_to_end(record: dict[str, Any], path: Path) -> Path | None:
                 text = f"x{ratio['median']:.2f}" if ratio else ""
             top.annotate(
                 text,
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                (bar.get_x() + bar.get_width() / 2, row["requests_per_s"]["q3"]),
                 ha="center",
                 va="bottom",
                 fontsize=8,
@@ -231,6 +231,8 @@ def end_to_end(record: dict[str, Any], path: Path) -> Path | None:
                 textcoords="offset points",
             )
         top.set_xticks(list(positions), labels, rotation=20, ha="right")
+        # Room above the tallest error bar for its label.
+        top.set_ylim(0, max(row["requests_per_s"]["q3"] for row in selected) * 1.12)
         top.set_ylabel("requests/s (median, IQR bars)")
         top.set_title(
             f"{endpoint}: {selected[0]['description'].replace('/api/plain/', '/api/')}", fontsize=9
