@@ -111,6 +111,8 @@ def from_urlconf(urlconf: str | None = None) -> list[Target]:
         view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
         if not (isinstance(view_class, type) and issubclass(view_class, CachedViewMixin)):
             continue
+        if getattr(view_class, "cache_rendered", False):
+            continue  # the fast path reads rendered entries, not instance entries
         initkwargs = getattr(callback, "initkwargs", None) or {}
         cache_class = initkwargs.get("cache_class", view_class.cache_class)
         if cache_class is BaseCache:

@@ -15,6 +15,10 @@ decides *which* rows a request sees stays plain DRF on the real queryset: ``get_
 paginator's slicing. Writes (``POST``, ``PUT``, ``PATCH``, ``DELETE``, any other method)
 never see the wrapper, so serializers save real model instances.
 
+With ``cache_rendered = True`` (the fast path) the view caches its own serializer's
+*output* per instance, as JSON bytes, and assembles list bodies from them without running
+the serializer on a hit; see :mod:`drf_instcache.fastview`.
+
 A view that leaves ``cache_class`` unset (as the usage guide's example does) uses the
 class named by ``DRF_INSTCACHE_CACHE_CLASS``; when no cache class knows the view's
 model, the view serves from the database and logs a warning once, instead of failing.
@@ -30,6 +34,7 @@ from django.db.models import QuerySet
 
 from drf_instcache import counters
 from drf_instcache import settings as instcache_settings
+from drf_instcache.actions import FastAction, fast_list, fast_retrieve
 from drf_instcache.cache import BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 from drf_instcache.models import CachedQueryset
@@ -75,6 +80,16 @@ class CachedViewMixin:
     cache_class: type[BaseCache] = BaseCache
     cache_version: str | None = None
 
+    cache_rendered: bool = False
+    """Fast path: cache this view serializer's output per instance, as JSON bytes."""
+    rendered_version: str = "1"
+    """Part of the rendered keys: change it to drop every entry of this serializer."""
+    rendered_dependencies: dict[str, list[str]] | None = None
+    """``{field: [ORM paths]}`` the serializer reads that its fields do not show."""
+    rendered_context_key: Any = None
+    """``def rendered_context_key(self, request) -> str``: declare it when the output
+    depends on the request (``request.user``...); its value is part of the key."""
+
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Count this request's cache lookups and report them when the response is ready.
 
@@ -86,6 +101,23 @@ class CachedViewMixin:
         with counters.tracking() as counts:
             response = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
         return counters.finish_request(request, response, counts)
+
+    def serves_rendered(self) -> bool:
+        """True when this request is answered from rendered entries (the fast path)."""
+        return self.cache_rendered and self.reads_from_cache()
+
+    # The fast path's actions; they exist only where DRF's list/retrieve do (see actions.py).
+    list = FastAction(fast_list)
+    retrieve = FastAction(fast_retrieve)
+
+    def get_renderers(self) -> list[Any]:
+        """The view's renderers; on the fast path DRF's JSON one splices cached bytes."""
+        renderers = super().get_renderers()  # type: ignore[misc]
+        if not self.cache_rendered:
+            return renderers
+        from drf_instcache.fastjson import with_splicing
+
+        return with_splicing(renderers)
 
     def get_cache(self) -> BaseCache:
         """The cache strategy for this request (override to share or configure one)."""

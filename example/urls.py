@@ -1,4 +1,10 @@
-"""URLs of the sample project: the cached API under ``/api/``, plain DRF under ``/api/plain/``."""
+"""URLs of the sample project.
+
+The cached API (instance cache) under ``/api/``, the fast path (rendered JSON per
+instance) under ``/api/fast/``, and plain DRF under ``/api/plain/``. The hyperlinked
+``polls`` serializer links to the ``/api/`` endpoints, so its plain and fast versions
+answer the same URLs.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +23,17 @@ plain.root_view_name = "plain-api-root"
 plain.register("users", views.PlainUserViewSet, basename="plain-user")
 plain.register("questions", views.PlainQuestionViewSet, basename="plain-question")
 plain.register("choices", views.PlainChoiceViewSet, basename="plain-choice")
+plain.register("polls", views.PlainPollViewSet, basename="plain-poll")
+
+fast = DefaultRouter()
+fast.root_view_name = "fast-api-root"
+fast.register("users", views.FastUserViewSet, basename="fast-user")
+fast.register("questions", views.FastQuestionViewSet, basename="fast-question")
+fast.register("choices", views.FastChoiceViewSet, basename="fast-choice")
+fast.register("polls", views.FastPollViewSet, basename="fast-poll")
 
 urlpatterns = [
     path("api/plain/", include(plain.urls)),
     path("api/", include(cached.urls)),
+    path("api/fast/", include(fast.urls)),
 ]

@@ -46,3 +46,31 @@ class ChoiceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Choice
         fields = ("id", "question", "choice_text", "voters")
+
+
+class PollChoiceSerializer(serializers.HyperlinkedModelSerializer):
+    """A choice inside a poll: its link, its text, and its voters as links and names."""
+
+    voters = serializers.HyperlinkedRelatedField(many=True, read_only=True, view_name="user-detail")
+    voter_names = serializers.SlugRelatedField(
+        source="voters", many=True, read_only=True, slug_field="username"
+    )
+
+    class Meta:
+        model = Choice
+        fields = ("url", "id", "choice_text", "voters", "voter_names")
+
+
+class PollSerializer(serializers.HyperlinkedModelSerializer):
+    """A question with its choices nested: hyperlinks, and data from three tables.
+
+    Its output changes when the question, any of its choices, or the username of any
+    voter changes, and it holds absolute URLs (host and scheme of the request): the
+    fast path's harder case.
+    """
+
+    choices = PollChoiceSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Question
+        fields = ("url", "id", "question_text", "pub_date", "choices")

@@ -7,7 +7,9 @@ first request loaded the URLconf.
 
 from __future__ import annotations
 
-from drf_instcache import signals
+from drf_instcache import rendered, signals
 from example.polls.cache import PollCache
+from example.polls.views import FAST_VIEWSETS
 
 signals.connect(PollCache)
+rendered.connect(*FAST_VIEWSETS)

@@ -1,0 +1,210 @@
+"""``list`` and ``retrieve`` for views with ``cache_rendered = True`` (the fast path).
+
+The database decides *which* rows a request sees, exactly as in plain DRF: the view's
+``get_queryset()``, its filter backends and its paginator run on a real queryset, asking
+only for primary keys (and a count when the paginator needs one). The *representation*
+of each row is the view serializer's output, cached as JSON bytes per instance
+(:mod:`drf_instcache.rendered`); missing ones are loaded in one batch through
+``get_queryset()`` (so its ``select_related``/``prefetch_related`` apply), serialized
+with the view's own serializer and stored. The JSON body is the pagination envelope
+with the cached bytes joined into it (:mod:`drf_instcache.fastjson`); other renderers
+(the browsable API) receive decoded data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import Http404
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from drf_instcache import rendered
+from drf_instcache.exceptions import ImproperlyConfigured
+from drf_instcache.fastjson import (
+    RenderedItems,
+    RenderedObject,
+    decode,
+    encode_representation,
+    splices,
+)
+
+__all__ = ["list_response", "plan_of", "retrieve_response"]
+
+_refused: dict[rendered.RenderedPlan, str] = {}
+
+
+def plan_of(view: Any) -> rendered.RenderedPlan:
+    """The view's plan for this request's serializer class; refused if unusable.
+
+    The plan is connected for invalidation on first use, so a process that serves
+    entries also drops them on writes (connect views in ``AppConfig.ready()`` so that
+    processes that only write do too).
+    """
+    (plan,) = rendered.connect(type(view), serializer_class=view.get_serializer_class())
+    problems = plan.problems()
+    if problems:
+        raise ImproperlyConfigured(
+            f"{type(view).__name__} cannot cache rendered output: " + "; ".join(problems)
+        )
+    return plan
+
+
+def filtered_queryset(view: Any) -> QuerySet:
+    """The view's queryset through its filter backends, not wrapped for the instance cache."""
+    from drf_instcache.mixins import CachedViewMixin
+
+    return super(CachedViewMixin, view).filter_queryset(view.get_queryset())
+
+
+def variant_of(view: Any, request: Any, plan: rendered.RenderedPlan) -> str:
+    """What of the request the plan's output depends on (empty when nothing)."""
+    if not plan.varies:
+        return ""
+    parts: list[str] = []
+    if plan.analysis.hyperlinked:
+        # What hyperlinked fields put in a URL: scheme and host, API version, suffix.
+        parts += [request.scheme, request.get_host(), str(request.version or "")]
+        parts.append(str(getattr(view, "format_kwarg", None) or ""))
+    if plan.keyed:
+        parts.append(str(view.rendered_context_key(request)))
+    return "|".join(parts)
+
+
+def _renderer(view: Any, plan: rendered.RenderedPlan) -> rendered.Render:
+    """Render missing pks: one batch through ``get_queryset()``, the view's serializer."""
+
+    def render(pks: list[str]) -> dict[str, bytes]:
+        objects = list(view.get_queryset().filter(pk__in=pks))
+        child = view.get_serializer(objects, many=True).child
+        return {str(obj.pk): encode_representation(child.to_representation(obj)) for obj in objects}
+
+    return render
+
+
+def _fetch(view: Any, plan: rendered.RenderedPlan, pks: list[Any], render=None):
+    return rendered.fetch(
+        view.get_cache(),
+        plan,
+        pks,
+        variant_of(view, view.request, plan),
+        render or _renderer(view, plan),
+    )
+
+
+# -- list ---------------------------------------------------------------------------------
+def _page_pks(view: Any, queryset: QuerySet) -> list[Any] | None:
+    """The primary keys of the requested page (None: the view does not paginate)."""
+    paginator = view.paginator
+    if paginator is None:
+        return None
+    if isinstance(paginator, CursorPagination):
+        # The cursor reads its ordering field from each row: keep it in the rows.
+        ordering = paginator.get_ordering(view.request, queryset, view)
+        rows = view.paginate_queryset(
+            queryset.values("pk", *{field.lstrip("-") for field in ordering})
+        )
+    else:
+        rows = view.paginate_queryset(queryset.values_list("pk", flat=True))
+    if rows is None:
+        return None
+    return [row["pk"] if isinstance(row, dict) else row for row in rows]
+
+
+def list_response(view: Any, request: Any) -> Response:
+    """``list`` from rendered entries: count and page keys from the database, bodies
+    from the cache."""
+    plan = plan_of(view)
+    queryset = filtered_queryset(view).prefetch_related(None)
+    page = _page_pks(view, queryset)
+    pks = list(queryset.values_list("pk", flat=True)) if page is None else page
+    found = _fetch(view, plan, pks)
+    chunks = [found[key] for key in map(str, pks) if key in found]
+    items: Any = (
+        RenderedItems(chunks) if splices(request.accepted_renderer) else list(map(decode, chunks))
+    )
+    if page is not None:
+        return view.get_paginated_response(items)
+    return Response(items)
+
+
+# -- retrieve -----------------------------------------------------------------------------
+def _checks_objects(view: Any) -> bool:
+    """Whether some permission class looks at the object (so it must be loaded)."""
+    return any(
+        getattr(type(permission), "has_object_permission", None)
+        is not BasePermission.has_object_permission
+        for permission in view.get_permissions()
+    )
+
+
+def _pk_only_lookup(view: Any, queryset: QuerySet, field: str) -> bool:
+    """A lookup by primary key on an unfiltered queryset: no query needed to find it."""
+    pk = queryset.model._meta.pk
+    query = queryset.query
+    return field in ("pk", pk.name, pk.attname) and not (
+        query.where or query.is_sliced or query.combinator
+    )
+
+
+def retrieve_response(view: Any, request: Any, **kwargs: Any) -> Response:
+    """``retrieve`` from a rendered entry: 404s and permissions as in plain DRF."""
+    plan = plan_of(view)
+    queryset = filtered_queryset(view)
+    lookup_url_kwarg = view.lookup_url_kwarg or view.lookup_field
+    assert lookup_url_kwarg in view.kwargs, (
+        f"Expected view {type(view).__name__} to be called with a URL keyword argument "
+        f"named {lookup_url_kwarg!r}."
+    )
+    value = view.kwargs[lookup_url_kwarg]
+    render = None
+    if _checks_objects(view):
+        obj = _get_or_404(queryset, {view.lookup_field: value})
+        view.check_object_permissions(request, obj)
+        pk = obj.pk
+        child = view.get_serializer(obj)
+
+        def render(pks: list[str]) -> dict[str, bytes]:
+            return {str(obj.pk): encode_representation(child.data)} if pks else {}
+
+    elif _pk_only_lookup(view, queryset, view.lookup_field):
+        try:
+            pk = queryset.model._meta.pk.to_python(value)
+        except ValidationError:
+            raise Http404 from None
+    else:
+        pk = _pk_or_404(queryset, {view.lookup_field: value})
+    chunk = _fetch(view, plan, [pk], render).get(str(pk))
+    if chunk is None:
+        raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
+    if splices(request.accepted_renderer):
+        return Response(RenderedObject(chunk))
+    return Response(decode(chunk))
+
+
+def _get_or_404(queryset: QuerySet, lookup: dict[str, Any]) -> Any:
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404(f"No {queryset.model._meta.object_name} matches the given query.") from None
+    except (TypeError, ValueError, ValidationError):
+        raise Http404 from None
+
+
+def _pk_or_404(queryset: QuerySet, lookup: dict[str, Any]) -> Any:
+    """The pk of the one row matching ``lookup`` (one query), as ``get()`` would find it."""
+    try:
+        pks = list(queryset.filter(**lookup).values_list("pk", flat=True)[:21])
+    except (TypeError, ValueError, ValidationError):
+        raise Http404 from None
+    if not pks:
+        raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
+    if len(pks) > 1:
+        raise queryset.model.MultipleObjectsReturned(
+            f"get() returned more than one {queryset.model.__name__} -- it returned "
+            f"{'more than 20' if len(pks) > 20 else len(pks)}!"
+        )
+    return pks[0]

@@ -1,0 +1,30 @@
+"""Fixtures for the fast-path tests: the API tests' database, backends and data.
+
+Every test runs against a real database (committed transactions, so the invalidation
+receivers' ``on_commit`` work runs) and a fresh namespace of a real cache backend:
+locmem unless parametrized with :data:`every_backend` (locmem, disk, Redis, Memcached).
+The URL conf is :mod:`tests.fastpath.urls`: the example API plus test-only viewsets.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import (  # noqa: F401  (fixtures)
+    BACKENDS,
+    Polls,
+    api,
+    cache_namespace,
+    disk_cache_directory,
+    every_backend,
+    instcache_backend,
+    make_polls,
+    polls,
+)
+from tests.backends.config_memcached import memcached_server  # noqa: F401
+from tests.backends.config_redis import redis_server  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def fastpath_urls(settings) -> None:
+    settings.ROOT_URLCONF = "tests.fastpath.urls"
