@@ -1,11 +1,18 @@
 """Workload 3: the example API end to end, cached on each backend vs plain DRF.
 
-One gunicorn server per configuration runs the example project with
-:mod:`benchmarks.settings` on the same database: one per backend (cached viewsets under
-``/api/``, the backend chosen by ``DRF_INSTCACHE_BENCH_BACKEND``) and one for plain DRF
-(``/api/plain/``, the same viewsets without the mixin). All servers are started up
-front and load tests alternate between them repeat by repeat, so slow drift on the
-machine affects every configuration alike and the cached/plain ratio is paired.
+One gunicorn server per backend runs the example project with :mod:`benchmarks.settings`
+on the same database (the backend chosen by ``DRF_INSTCACHE_BENCH_BACKEND``), and one
+more for plain DRF. Each server answers two *configurations*:
+
+* a backend's server: the instance cache (``/api/``, configuration ``<backend>``) and
+  the fast path, rendered JSON per instance (``/api/fast/``, ``<backend> fast``);
+* the plain server: plain DRF (``/api/plain/``, ``plain``) and whole responses cached
+  by drf-extensions' ``cache_response`` in the harness's Redis (``/api/whole/``,
+  ``whole-response``): the ceiling the fast path is compared with.
+
+All servers are started up front and load tests alternate between configurations repeat
+by repeat, so slow drift on the machine affects every configuration alike and the ratios
+(to plain DRF, and fast path to whole-response) are paired.
 
 Endpoints: *list* cycles through the first pages of questions (100 per page, the
 project's page size) and *retrieve* through single questions on those pages. Cached
@@ -40,6 +47,8 @@ from drf_instcache.testing.ports import free_port
 HOST = "127.0.0.1"
 KEY_PREFIX = "e2e"
 PLAIN = "plain"
+WHOLE = "whole-response"
+FAST_SUFFIX = " fast"
 LIST_PAGES = 10
 """List requests cycle through pages 1..LIST_PAGES (LIST_PAGES * 100 questions)."""
 CHECKED_PATHS = 10
@@ -223,8 +232,18 @@ class EndToEndPlan:
 
 def steps(targets: Sequence[Target], plan: EndToEndPlan) -> int:
     """How many progress steps :func:`run` takes."""
-    configurations = len(targets) + 1
-    return configurations * (2 + 2 * plan.repeats)
+    servers = len(targets) + 1
+    configurations = 2 * servers
+    return servers + configurations * (1 + 2 * plan.repeats)
+
+
+def _paired(results: dict[int, LoadResult], reference: dict[int, LoadResult]) -> list[float]:
+    """Throughput ratios of the repeats two configurations ran in the same round."""
+    return [
+        results[r].requests_per_s / reference[r].requests_per_s
+        for r in sorted(results)
+        if r in reference and reference[r].requests_per_s
+    ]
 
 
 def _row(name: str, endpoint: Endpoint, results: list[LoadResult]) -> dict[str, Any]:
@@ -247,6 +266,7 @@ def _row(name: str, endpoint: Endpoint, results: list[LoadResult]) -> dict[str, 
         "requests": sum(result.requests for result in results),
         "errors": sum(result.errors for result in results),
         "ratio_to_plain": None,
+        "ratio_to_whole": None,
     }
 
 
@@ -269,13 +289,20 @@ class EndToEnd:
         self.on_error = on_error
         self.plain_endpoints = endpoints("/api/plain/", question_pks)
         cached_endpoints = endpoints("/api/", question_pks)
+        fast_endpoints = endpoints("/api/fast/", question_pks)
         self.servers: dict[str, WsgiServer] = {
             PLAIN: WsgiServer(
                 PLAIN, {"DRF_INSTCACHE_BENCH_BACKEND": "locmem://unused"}, plan.workers, log_dir
             )
         }
-        self.routes: dict[str, list[Endpoint]] = {PLAIN: self.plain_endpoints}
-        self.shared: dict[str, bool] = {PLAIN: True}
+        # Configuration -> its endpoints, its server, whether its cache is shared by workers.
+        self.routes: dict[str, list[Endpoint]] = {
+            PLAIN: self.plain_endpoints,
+            WHOLE: endpoints("/api/whole/", question_pks),
+        }
+        self.server_of: dict[str, str] = {PLAIN: PLAIN, WHOLE: PLAIN}
+        whole_shared = bool(os.environ.get("DRF_INSTCACHE_BENCH_REDIS"))
+        self.shared: dict[str, bool] = {PLAIN: True, WHOLE: whole_shared}
         for target in targets:
             self.servers[target.name] = WsgiServer(
                 target.name,
@@ -287,7 +314,10 @@ class EndToEnd:
                 log_dir,
             )
             self.routes[target.name] = cached_endpoints
-            self.shared[target.name] = target.shared
+            self.routes[target.name + FAST_SUFFIX] = fast_endpoints
+            for name in (target.name, target.name + FAST_SUFFIX):
+                self.server_of[name] = target.name
+                self.shared[name] = target.shared
         self.ready: list[str] = []
         # (configuration, endpoint) -> {repeat index: result}
         self.results: dict[tuple[str, str], dict[int, LoadResult]] = {}
@@ -309,7 +339,7 @@ class EndToEnd:
                 self.on_error(name, error)
                 server.stop()
             else:
-                self.ready.append(name)
+                self.ready.extend(c for c, s in self.server_of.items() if s == name)
             self.progress.step()
 
     def warm(self) -> None:
@@ -317,11 +347,12 @@ class EndToEnd:
         for name in list(self.ready):
             self.progress.note(f"warming {name}")
             try:
-                _warm(self.servers[name], self.routes[name], self.plan, self.shared[name])
+                server = self.servers[self.server_of[name]]
+                _warm(server, self.routes[name], self.plan, self.shared[name], name == WHOLE)
                 if name != PLAIN:
                     for cached, plain in zip(self.routes[name], self.plain_endpoints, strict=True):
                         check_same_answers(
-                            self.servers[name],
+                            server,
                             self.servers[PLAIN],
                             _sample(cached.paths, CHECKED_PATHS),
                             _sample(plain.paths, CHECKED_PATHS),
@@ -346,7 +377,7 @@ class EndToEnd:
         try:
             result = self.generator.run(
                 HOST,
-                self.servers[name].port,
+                self.servers[self.server_of[name]].port,
                 endpoint.paths,
                 self.plan.duration,
                 self.plan.connections,
@@ -361,10 +392,11 @@ class EndToEnd:
         stop_all(self.servers.values())
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per configuration and endpoint; cached rows carry their ratio to plain.
+        """One row per configuration and endpoint, with ratios of paired repeats.
 
-        The ratio pairs the repeats of the cached and the plain server that ran
-        back to back in the same round.
+        Every configuration but plain carries its throughput ratio to plain DRF; the
+        fast-path configurations also their ratio to the whole-response cache. Repeats
+        are paired with the reference's repeat of the same round.
         """
         rows: list[dict[str, Any]] = []
         for name, routes in self.routes.items():
@@ -373,14 +405,13 @@ class EndToEnd:
                 if not by_repeat:
                     continue
                 row = _row(name, endpoint, [by_repeat[r] for r in sorted(by_repeat)])
-                plain = self.results.get((PLAIN, endpoint.name), {})
-                paired = [
-                    by_repeat[r].requests_per_s / plain[r].requests_per_s
-                    for r in sorted(by_repeat)
-                    if name != PLAIN and r in plain and plain[r].requests_per_s
-                ]
-                if paired:
-                    row["ratio_to_plain"] = summary(paired)
+                references = {"ratio_to_plain": PLAIN}
+                if name.endswith(FAST_SUFFIX):
+                    references["ratio_to_whole"] = WHOLE
+                for field_name, reference in references.items():
+                    paired = _paired(by_repeat, self.results.get((reference, endpoint.name), {}))
+                    if paired and name != reference:
+                        row[field_name] = summary(paired)
                 rows.append(row)
         return rows
 
@@ -426,19 +457,32 @@ def _request_all(port: int, paths: Sequence[str], connections: int) -> None:
         list(pool.map(fetch, paths))
 
 
-def _warm(server: WsgiServer, routes: list[Endpoint], plan: EndToEndPlan, shared: bool) -> None:
+def _warm(
+    server: WsgiServer,
+    routes: list[Endpoint],
+    plan: EndToEndPlan,
+    shared: bool,
+    every_path: bool = False,
+) -> None:
     """Fill the cache, then load each endpoint briefly, untimed.
 
     The list pages hold every question the retrieve endpoint asks for, so requesting
-    them fills the cache for both endpoints. A per-process cache (Django locmem) must be
-    filled in every gunicorn worker, and the kernel decides which worker accepts a
-    connection: each page is then requested ``8 * workers`` times, which leaves a given
-    worker without a given page with odds of 2**-16 when connections are spread evenly.
+    them fills the instance caches for both endpoints; a whole-response cache
+    (``every_path``) needs each retrieve path requested too. A per-process cache (Django
+    locmem) must be filled in every gunicorn worker, and the kernel decides which worker
+    accepts a connection: each path is then requested ``8 * workers`` times, which leaves
+    a given worker without a given path with odds of 2**-16 when connections are spread
+    evenly.
     Plain DRF gets the same warm-up (database connections, imports, query plans).
     """
-    list_paths = next(endpoint.paths for endpoint in routes if endpoint.name == "list")
+    paths = [
+        path
+        for endpoint in routes
+        if every_path or endpoint.name == "list"
+        for path in endpoint.paths
+    ]
     times = 1 if shared else 8 * plan.workers
-    _request_all(server.port, list(list_paths) * times, plan.connections)
+    _request_all(server.port, paths * times, plan.connections)
     # The Python client takes fractions of a second (wrk only whole seconds).
     for endpoint in routes:
         PythonClient().run(HOST, server.port, endpoint.paths, plan.warmup, plan.connections)

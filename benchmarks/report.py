@@ -64,14 +64,19 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
             ratios = adapter_raw.setdefault(row["backend"], {})
             ratios[row["operation"]] = row["adapter_raw_ratio"]["median"]
     throughput: dict[str, dict[str, float]] = {}
+    fast_whole: dict[str, dict[str, float]] = {}
     for row in record["results"]["end_to_end"]:
         if row.get("ratio_to_plain") is not None:
             endpoints = throughput.setdefault(row["backend"], {})
             endpoints[row["endpoint"]] = row["ratio_to_plain"]["median"]
+        if row.get("ratio_to_whole") is not None:
+            endpoints = fast_whole.setdefault(row["backend"], {})
+            endpoints[row["endpoint"]] = row["ratio_to_whole"]["median"]
     return {
         "adapter_raw_n": n,
         "adapter_raw_ratio": adapter_raw,
         "cached_plain_throughput_ratio": throughput,
+        "fast_whole_throughput_ratio": fast_whole,
     }
 
 
@@ -253,14 +258,17 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
     grids = []
     for endpoint in dict.fromkeys(row["endpoint"] for row in rows):
         selected = [row for row in rows if row["endpoint"] == endpoint]
-        description = selected[0]["description"].replace("/api/plain/", "/api/[plain/]")
+        description = selected[0]["description"].replace(
+            "/api/plain/", "/api/[plain/|fast/|whole/]"
+        )
         grid = Grid(
             f"End to end, {endpoint}: {description}",
-            ["Backend", "requests/s", "p50", "p95", "p99", "x plain DRF", "errors"],
+            ["Backend", "requests/s", "p50", "p95", "p99", "x plain DRF", "x whole", "errors"],
             caption=f"gunicorn, {load.get('workers')} sync workers; {generator}, "
             f"{load.get('connections')} connections, {load.get('repeats')} x "
             f"{load.get('duration')} s per configuration. requests/s: median ± half IQR; "
-            "latency: median over repeats.",
+            "latency: median over repeats. x whole: the fast path's requests/s over "
+            "whole responses cached by drf-extensions (same round).",
         )
         for row in selected:
             latency = row["latency_s"]
@@ -272,6 +280,7 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
                     seconds(latency["p95"]),
                     seconds(latency["p99"]),
                     "1" if row["backend"] == "plain" else ratio_text(row["ratio_to_plain"]),
+                    ratio_text(row.get("ratio_to_whole")),
                     str(row["errors"]),
                 ]
             )

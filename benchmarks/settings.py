@@ -14,7 +14,8 @@ spawns gunicorn:
 ``DRF_INSTCACHE_BENCH_PREFIX``
     the key prefix of this run's backend (the backend's default when unset).
 ``DRF_INSTCACHE_BENCH_REDIS``
-    the URL of the harness's own redis-server, used by the ``bench_redis`` Django cache.
+    the URL of the harness's own redis-server, used by the ``bench_redis`` Django cache
+    and by ``bench_whole``, the whole-response cache of ``/api/whole/``.
 ``DRF_INSTCACHE_BENCH_CODEC``
     the codec of this run (``json`` when unset).
 
@@ -74,6 +75,21 @@ if _bench_redis:
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": _bench_redis,
     }
+# Whole responses (drf-extensions' cache_response, for comparison) go to the harness's
+# Redis, a server shared by every worker as the fast path's is; locmem without it.
+CACHES["bench_whole"] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _bench_redis,
+        "KEY_PREFIX": "whole",
+        "TIMEOUT": 3600,
+    }
+    if _bench_redis
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "whole"}
+)
+
+# The example API plus the whole-response endpoints (/api/whole/).
+ROOT_URLCONF = "benchmarks.urls"
 
 DRF_INSTCACHE_BACKEND: str | dict[str, str] = os.environ.get(
     "DRF_INSTCACHE_BENCH_BACKEND", "locmem://bench"

@@ -1,0 +1,19 @@
+"""URL conf of the benchmark servers: the example API plus the whole-response endpoints.
+
+``/api/plain/``, ``/api/`` and ``/api/fast/`` come from the example project unchanged;
+``/api/whole/`` serves the same questions with whole responses cached by drf-extensions
+(:mod:`benchmarks.views`).
+"""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from benchmarks.views import WholeResponseQuestionViewSet
+from example.urls import urlpatterns as example_urlpatterns
+
+whole = SimpleRouter()
+whole.register("questions", WholeResponseQuestionViewSet, basename="whole-question")
+
+urlpatterns = [path("api/whole/", include(whole.urls)), *example_urlpatterns]

@@ -1,0 +1,52 @@
+"""Whole-response caching for comparison: drf-extensions' ``cache_response``.
+
+The same question endpoints as the example API, with each response cached whole (body,
+status, headers) by `drf-extensions <https://github.com/chibisov/drf-extensions>`_
+in the Django cache alias ``bench_whole`` (the harness's Redis when it runs one). It is
+the ceiling a per-instance cache is measured against: no query at all on a hit, but
+also no invalidation (a write leaves every cached page stale until it expires), which
+is why the library does not cache this way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import viewsets
+from rest_framework_extensions.cache.decorators import cache_response
+from rest_framework_extensions.key_constructor import bits
+from rest_framework_extensions.key_constructor.constructors import DefaultKeyConstructor
+
+from example.polls.models import Question
+from example.polls.serializers import QuestionSerializer
+
+WHOLE_RESPONSE_CACHE = "bench_whole"
+"""The Django cache alias holding whole responses (defined by benchmarks.settings)."""
+
+
+class PageKey(DefaultKeyConstructor):
+    """View, method, format and language (the default) plus every query parameter, so
+    each page has its own entry."""
+
+    query_params = bits.QueryParamsKeyBit()
+
+
+class ObjectKey(DefaultKeyConstructor):
+    """The default key plus the URL keyword arguments (the pk)."""
+
+    kwargs = bits.KwargsKeyBit()
+
+
+class WholeResponseQuestionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Questions, each response cached whole by drf-extensions."""
+
+    queryset = Question.objects.order_by("pk").prefetch_related("choices")
+    serializer_class = QuestionSerializer
+
+    @cache_response(key_func=PageKey(), cache=WHOLE_RESPONSE_CACHE)
+    def list(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().list(request, *args, **kwargs)
+
+    @cache_response(key_func=ObjectKey(), cache=WHOLE_RESPONSE_CACHE)
+    def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().retrieve(request, *args, **kwargs)
