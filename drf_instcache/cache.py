@@ -38,6 +38,7 @@ from drf_instcache.exceptions import (
 )
 from drf_instcache.fields import TYPE_SEPARATOR, UnknownFieldType, get_converter, split_key
 from drf_instcache.leases import (
+    MARKER_HEAD,
     UNCACHEABLE,
     LeasePolicy,
     configured_policy,
@@ -283,10 +284,10 @@ class BaseCache:
             raw = raw_values.get(key)
             if raw is None:
                 empty.append(key)
-            elif is_lease(raw):
-                leased_by_others.append(key)
-            elif is_marker(raw):
-                pass  # too large to cache: load it, store nothing
+            elif raw[:1] == MARKER_HEAD and is_marker(raw):  # never an encoded entry
+                if is_lease(raw):
+                    leased_by_others.append(key)
+                # else too large to cache: load it, store nothing
             else:
                 try:
                     stored[key] = self._decode_entry(codec, raw, stamps[key])

@@ -38,11 +38,14 @@ from drf_instcache.exceptions import ImproperlyConfigured
 LEASES_SETTING = "DRF_INSTCACHE_LEASES"
 DEFAULT_LEASES = {"TTL": 5.0, "WAIT": 0.3}
 
-LEASE_PREFIX = b"\x00instcache-lease:"
+MARKER_HEAD = b"\x00"
+"""First byte of every marker; no codec's output starts with it."""
+
+LEASE_PREFIX = MARKER_HEAD + b"instcache-lease:"
 _TOKEN_BYTES = 8
 LEASE_LENGTH = len(LEASE_PREFIX) + 2 * _TOKEN_BYTES
 
-UNCACHEABLE = b"\x00instcache-too-large"
+UNCACHEABLE = MARKER_HEAD + b"instcache-too-large"
 """Stored instead of a representation the backend refused for its size."""
 
 FIRST_POLL = 0.005
@@ -114,7 +117,7 @@ def is_lease(raw: bytes) -> bool:
 
 def is_marker(raw: bytes) -> bool:
     """True for any reserved marker: a lease, or :data:`UNCACHEABLE`."""
-    return raw[:1] == b"\x00" and (is_lease(raw) or bytes(raw) == UNCACHEABLE)
+    return raw[:1] == MARKER_HEAD and (is_lease(raw) or bytes(raw) == UNCACHEABLE)
 
 
 def wait_for_fills(

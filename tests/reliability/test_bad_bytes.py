@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from drf_instcache import counters
 from drf_instcache.cache import STAMP_FIELD
 from drf_instcache.codecs import get_codec
-from drf_instcache.leases import is_marker
+from drf_instcache.leases import LEASE_PREFIX, is_marker
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
 
@@ -58,6 +58,7 @@ def bad_values(cache: PollCache, question: Question) -> st.SearchStrategy[bytes]
         st.integers(0, len(good) - 1).map(lambda size: good[:size]),  # truncated
         st.binary(max_size=300),  # garbage
         st.binary(max_size=50).map(lambda tail: good[:2] + tail),  # our marker, bad payload
+        st.binary(max_size=40).map(lambda tail: LEASE_PREFIX + tail),  # almost a lease
         st.sampled_from(["orjson", "msgpack"]).map(lambda name: get_codec(name).encode(stamped)),
         st.just(json.encode(unstamped)),  # written by a release without entry stamps
         st.just(b"J0" + good[2:]),  # an older codec format
