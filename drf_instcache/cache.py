@@ -221,12 +221,10 @@ class BaseCache:
         """A representation with its ``"key:Type"`` entries converted, order kept."""
         native: dict[str, Any] = {}
         for key, value in data.items():
-            if key == STAMP_FIELD:
-                continue
             if TYPE_SEPARATOR in key:
                 name, converted = self.field_from_json(key, value)
                 native[name] = converted
-            else:
+            elif key != STAMP_FIELD:  # present when given a raw decoded entry
                 native[key] = value
         return native
 
@@ -263,7 +261,8 @@ class BaseCache:
         backend = self.backend
         codec = self.codec
         keys = list(specs_by_key)
-        stamps = {key: self.entry_stamp(model_of_key[key], version) for key in keys}
+        stamp_of = {name: self.entry_stamp(name, version) for name in set(model_of_key.values())}
+        stamps = {key: stamp_of[model_of_key[key]] for key in keys}
         raw_values: dict[str, bytes] = {}
         writable = backend is not None
         if backend is not None:
