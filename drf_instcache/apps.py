@@ -13,4 +13,4 @@ class InstcacheConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing these modules registers their system checks.
-        from drf_instcache import checks, counters, discovery  # noqa: F401
+        from drf_instcache import checks, counters, discovery, rendered_checks  # noqa: F401

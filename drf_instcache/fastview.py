@@ -118,7 +118,9 @@ def list_response(view: Any, request: Any) -> Response:
     """``list`` from rendered entries: count and page keys from the database, bodies
     from the cache."""
     plan = plan_of(view)
-    queryset = filtered_queryset(view).prefetch_related(None)
+    queryset = filtered_queryset(view)
+    if queryset._prefetch_related_lookups:  # only keys are read: nothing to prefetch
+        queryset = queryset.prefetch_related(None)
     page = _page_pks(view, queryset)
     pks = list(queryset.values_list("pk", flat=True)) if page is None else page
     found = _fetch(view, plan, pks)

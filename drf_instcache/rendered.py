@@ -86,11 +86,14 @@ class RenderedPlan:
         return f"{self.base}@{token}:{pk}"
 
     def payload(self, raw: bytes) -> memoryview | None:
-        """The JSON in a cached value, or None when the value is not one of ours."""
-        stamp = self.stamp
-        if raw[: len(stamp)] != stamp or raw[-1:] != b"}":
+        """The JSON in a cached value, or None when the value is not one of ours.
+
+        Ours means led by this plan's stamp (same serializer definition) and a complete
+        JSON object; anything else (another deploy's entry, foreign bytes) is a miss.
+        """
+        if not (raw.startswith(self.stamp) and raw.endswith(b"}")):
             return None
-        return memoryview(raw)[len(stamp) :]
+        return memoryview(raw)[len(self.stamp) :]
 
     def problems(self) -> list[str]:
         """Why this plan must not be served (empty when it may)."""
@@ -264,17 +267,17 @@ def fetch(
         token = _token(plan, backend, variant)
     except BackendUnavailable as error:
         _warn_unavailable("read", error)
-        stats.incr_per_model("fallbacks", [plan.model_name] * len(ids))
+        stats.incr("fallbacks", len(ids), model=plan.model_name)
         return dict(render(ids))
     if plan.varies and token is None:  # too many variants: render, store nothing
-        stats.incr_per_model("misses", [plan.model_name] * len(ids))
+        stats.incr("misses", len(ids), model=plan.model_name)
         return dict(render(ids))
     try:
         keys, raw_values = _read(plan, backend, ids, variant, token)
     except BackendUnavailable as error:
         _warn_unavailable("read", error)
-        stats.incr_per_model("fallbacks", [plan.model_name] * len(ids))
-        stats.incr_per_model("misses", [plan.model_name] * len(ids))
+        stats.incr("fallbacks", len(ids), model=plan.model_name)
+        stats.incr("misses", len(ids), model=plan.model_name)
         return dict(render(ids))
     return _Fill(core, plan, backend, keys).run(raw_values, render)
 
@@ -319,19 +322,17 @@ class _Fill:
         empty: list[str] = []
         corrupt: dict[str, bytes] = {}
         leased_by_others: list[str] = []
-        uncacheable: set[str] = set()
+        stamp, skip = plan.stamp, len(plan.stamp)
         for key, pk in self.keys.items():
             raw = raw_values.get(key)
             if raw is None:
                 empty.append(key)
-            elif is_marker(raw):
-                (leased_by_others.append(key) if is_lease(raw) else uncacheable.add(key))
-            else:
-                payload = plan.payload(raw)
-                if payload is None:
-                    corrupt[key] = raw
-                else:
-                    found[pk] = payload
+            elif raw.startswith(stamp) and raw.endswith(b"}"):  # the hot path: a hit
+                found[pk] = memoryview(raw)[skip:]
+            elif is_lease(raw):
+                leased_by_others.append(key)
+            elif not is_marker(raw):  # too large to cache: render it, store nothing
+                corrupt[key] = raw
 
         policy = core._lease_policy(backend) if (empty or corrupt or leased_by_others) else None
         leases: dict[str, bytes] = {}
@@ -347,8 +348,8 @@ class _Fill:
                 found.update(self._wait(leased_by_others, policy.wait))
 
         missing = [pk for key, pk in self.keys.items() if pk not in found]
-        stats.incr_per_model("hits", [plan.model_name] * len(found))
-        stats.incr_per_model("misses", [plan.model_name] * len(missing))
+        stats.incr("hits", len(found), model=plan.model_name)
+        stats.incr("misses", len(missing), model=plan.model_name)
         rendered = dict(render(missing)) if missing else {}
         stats.incr("loaded", len(rendered))
         if writable:
