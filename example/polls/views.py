@@ -15,6 +15,7 @@ case for the fast path: absolute URLs, and data from three tables.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db.models import Prefetch
 from rest_framework import viewsets
 
 from drf_instcache.mixins import CachedViewMixin
@@ -28,6 +29,9 @@ from example.polls.serializers import (
 )
 
 User = get_user_model()
+
+VOTERS_BY_PK = User.objects.order_by("pk")
+"""Users have no default ordering: prefetch voters in pk order, so answers are stable."""
 
 
 class PlainUserViewSet(viewsets.ModelViewSet):
@@ -47,7 +51,7 @@ class PlainQuestionViewSet(viewsets.ModelViewSet):
 class PlainChoiceViewSet(viewsets.ModelViewSet):
     """Choices, served by plain DRF."""
 
-    queryset = Choice.objects.order_by("pk").prefetch_related("voters")
+    queryset = Choice.objects.order_by("pk").prefetch_related(Prefetch("voters", VOTERS_BY_PK))
     serializer_class = ChoiceSerializer
 
 
@@ -78,7 +82,9 @@ class ChoiceViewSet(CachedViewMixin, viewsets.ModelViewSet):
 class PlainPollViewSet(viewsets.ReadOnlyModelViewSet):
     """Questions with nested, hyperlinked choices, served by plain DRF."""
 
-    queryset = Question.objects.order_by("pk").prefetch_related("choices__voters")
+    queryset = Question.objects.order_by("pk").prefetch_related(
+        "choices", Prefetch("choices__voters", VOTERS_BY_PK)
+    )
     serializer_class = PollSerializer
 
 
@@ -104,7 +110,7 @@ class FastQuestionViewSet(CachedViewMixin, viewsets.ModelViewSet):
 class FastChoiceViewSet(CachedViewMixin, viewsets.ModelViewSet):
     """Choices; list and retrieve join cached JSON."""
 
-    queryset = Choice.objects.order_by("pk").prefetch_related("voters")
+    queryset = Choice.objects.order_by("pk").prefetch_related(Prefetch("voters", VOTERS_BY_PK))
     serializer_class = ChoiceSerializer
     cache_class = PollCache
     cache_rendered = True
@@ -113,7 +119,9 @@ class FastChoiceViewSet(CachedViewMixin, viewsets.ModelViewSet):
 class FastPollViewSet(CachedViewMixin, viewsets.ReadOnlyModelViewSet):
     """Questions with nested, hyperlinked choices; list and retrieve join cached JSON."""
 
-    queryset = Question.objects.order_by("pk").prefetch_related("choices__voters")
+    queryset = Question.objects.order_by("pk").prefetch_related(
+        "choices", Prefetch("choices__voters", VOTERS_BY_PK)
+    )
     serializer_class = PollSerializer
     cache_class = PollCache
     cache_rendered = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import User
+from django.db.models import Prefetch
 from django.urls import include, path
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.filters import OrderingFilter, SearchFilter
@@ -19,6 +20,7 @@ from drf_instcache.mixins import CachedViewMixin
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
 from example.polls.serializers import PollSerializer, QuestionSerializer, UserSerializer
+from example.polls.views import VOTERS_BY_PK
 from example.urls import urlpatterns as example_urlpatterns
 
 RENDER_CALLS: list[int] = []
@@ -67,13 +69,17 @@ class PlainLimitQuestions(viewsets.ReadOnlyModelViewSet):
 
 
 class PlainLimitPolls(viewsets.ReadOnlyModelViewSet):
-    queryset = Question.objects.order_by("pk").prefetch_related("choices__voters")
+    queryset = Question.objects.order_by("pk").prefetch_related(
+        "choices", Prefetch("choices__voters", VOTERS_BY_PK)
+    )
     serializer_class = PollSerializer
     pagination_class = LimitOffsetPagination
 
 
 class PlainAllPolls(viewsets.ReadOnlyModelViewSet):
-    queryset = Question.objects.order_by("pk").prefetch_related("choices__voters")
+    queryset = Question.objects.order_by("pk").prefetch_related(
+        "choices", Prefetch("choices__voters", VOTERS_BY_PK)
+    )
     serializer_class = PollSerializer
     pagination_class = None
 
@@ -112,13 +118,17 @@ class PlainMyVotes(viewsets.ReadOnlyModelViewSet):
     permission_classes: ClassVar[list[Any]] = [permissions.IsAuthenticated]
 
     def get_queryset(self):
-        return Choice.objects.filter(voters=self.request.user).order_by("pk")
+        return (
+            Choice.objects.filter(voters=self.request.user)
+            .order_by("pk")
+            .prefetch_related(Prefetch("voters", VOTERS_BY_PK))
+        )
 
 
 class PlainMineChoices(viewsets.ReadOnlyModelViewSet):
     """Every choice, marked with whether the requesting user picked it."""
 
-    queryset = Choice.objects.order_by("pk").prefetch_related("voters")
+    queryset = Choice.objects.order_by("pk").prefetch_related(Prefetch("voters", VOTERS_BY_PK))
     serializer_class = MineSerializer
 
 
