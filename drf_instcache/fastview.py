@@ -44,12 +44,14 @@ def plan_of(view: Any) -> rendered.RenderedPlan:
     entries also drops them on writes (connect views in ``AppConfig.ready()`` so that
     processes that only write do too).
     """
-    (plan,) = rendered.connect(type(view), serializer_class=view.get_serializer_class())
+    serializer_class = view.get_serializer_class()
+    plan = rendered.plan_for_view(type(view), serializer_class)
     problems = plan.problems()
     if problems:
         raise ImproperlyConfigured(
             f"{type(view).__name__} cannot cache rendered output: " + "; ".join(problems)
         )
+    rendered.connect(type(view), serializer_class=serializer_class)
     return plan
 
 
