@@ -45,6 +45,7 @@ class EndToEndSettings:
     repeats: int = 3
     connections: int = 4
     load_generator: str = "auto"
+    fast_path: bool = True
     workers: int = 2
 
 
@@ -132,6 +133,13 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         "--connections", type=int, default=None, help="concurrent end-to-end clients"
     )
     parser.add_argument(
+        "--fast-path",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure the fast path (/api/fast/) and whole-response caching "
+        "(/api/whole/) end to end (default: on; off with --quick, to stay under a minute)",
+    )
+    parser.add_argument(
         "--load-generator",
         choices=("auto", "wrk", "python"),
         default="auto",
@@ -169,6 +177,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
     if args.connections:
         e2e.connections = args.connections
     e2e.load_generator = args.load_generator
+    e2e.fast_path = not args.quick if args.fast_path is None else args.fast_path
     return RunSettings(
         quick=args.quick,
         out=args.out,
@@ -371,6 +380,7 @@ class Run:
             repeats=settings.repeats,
             connections=settings.connections,
             workers=settings.workers,
+            fast_path=settings.fast_path,
         )
         try:
             generator = load.choose_generator(settings.load_generator)

@@ -179,14 +179,19 @@ class WsgiServer:
             self._process.send_signal(signal.SIGQUIT)
 
     def stop(self) -> None:
-        """Quit (if not asked already) and wait for the master; kill it if it hangs."""
+        """Quit (if not asked already) and wait for the master.
+
+        A server that is not gone after a second is killed with its workers (its own
+        process group): it holds nothing worth a graceful exit.
+        """
         self.terminate()
         process, self._process = self._process, None
         if process is not None:
             try:
-                process.wait(10)
+                process.wait(1)
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
         if self._log is not None:
             self._log.close()
@@ -228,12 +233,14 @@ class EndToEndPlan:
     repeats: int
     connections: int
     workers: int
+    fast_path: bool = True
+    """Also measure the fast path (``<backend> fast``) and whole responses (``whole-response``)."""
 
 
 def steps(targets: Sequence[Target], plan: EndToEndPlan) -> int:
     """How many progress steps :func:`run` takes."""
     servers = len(targets) + 1
-    configurations = 2 * servers
+    configurations = 2 * servers if plan.fast_path else servers
     return servers + configurations * (1 + 2 * plan.repeats)
 
 
@@ -296,13 +303,13 @@ class EndToEnd:
             )
         }
         # Configuration -> its endpoints, its server, whether its cache is shared by workers.
-        self.routes: dict[str, list[Endpoint]] = {
-            PLAIN: self.plain_endpoints,
-            WHOLE: endpoints("/api/whole/", question_pks),
-        }
-        self.server_of: dict[str, str] = {PLAIN: PLAIN, WHOLE: PLAIN}
-        whole_shared = bool(os.environ.get("DRF_INSTCACHE_BENCH_REDIS"))
-        self.shared: dict[str, bool] = {PLAIN: True, WHOLE: whole_shared}
+        self.routes: dict[str, list[Endpoint]] = {PLAIN: self.plain_endpoints}
+        self.server_of: dict[str, str] = {PLAIN: PLAIN}
+        self.shared: dict[str, bool] = {PLAIN: True}
+        if plan.fast_path:
+            self.routes[WHOLE] = endpoints("/api/whole/", question_pks)
+            self.server_of[WHOLE] = PLAIN
+            self.shared[WHOLE] = bool(os.environ.get("DRF_INSTCACHE_BENCH_REDIS"))
         for target in targets:
             self.servers[target.name] = WsgiServer(
                 target.name,
@@ -314,8 +321,11 @@ class EndToEnd:
                 log_dir,
             )
             self.routes[target.name] = cached_endpoints
-            self.routes[target.name + FAST_SUFFIX] = fast_endpoints
-            for name in (target.name, target.name + FAST_SUFFIX):
+            configurations = [target.name]
+            if plan.fast_path:
+                self.routes[target.name + FAST_SUFFIX] = fast_endpoints
+                configurations.append(target.name + FAST_SUFFIX)
+            for name in configurations:
                 self.server_of[name] = target.name
                 self.shared[name] = target.shared
         self.ready: list[str] = []
