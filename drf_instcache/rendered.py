@@ -242,11 +242,12 @@ def disconnect_all() -> None:
 # -- reading ------------------------------------------------------------------------------
 def _warn_unavailable(operation: str, error: BackendUnavailable) -> None:
     stats.incr("errors")
-    logger.warning(
-        "drf-instcache: rendered cache %s failed, rendering from the database: %s",
-        operation,
-        error,
-    )
+    consequence = {
+        "read": "rendering from the database",
+        "lease": "rendering without caching",
+        "invalidation": "the variant index is deleted once the cache answers again",
+    }.get(operation, "continuing without the cache")
+    logger.warning("drf-instcache: rendered cache %s failed, %s: %s", operation, consequence, error)
 
 
 def fetch(
