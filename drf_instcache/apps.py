@@ -13,4 +13,7 @@ class InstcacheConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing these modules registers their system checks.
-        from drf_instcache import checks, counters, discovery, rendered_checks  # noqa: F401
+        from drf_instcache import checks, counters, discovery, listqueries, rendered_checks  # noqa: F401
+
+        # Cached list queries are invalidated by every process's writes (see listqueries).
+        listqueries.listen()

@@ -18,11 +18,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import (
+    CursorPagination,
+    LimitOffsetPagination,
+    PageNumberPagination,
+)
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from drf_instcache import rendered
+from drf_instcache import listqueries, rendered
 from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.fastjson import (
     RenderedItems,
@@ -87,9 +91,9 @@ def _renderer(view: Any, plan: rendered.RenderedPlan) -> rendered.Render:
     return render
 
 
-def _fetch(view: Any, plan: rendered.RenderedPlan, pks: list[Any], render=None):
+def _fetch(view: Any, plan: rendered.RenderedPlan, pks: list[Any], render=None, core=None):
     return rendered.fetch(
-        view.get_cache(),
+        core or view.get_cache(),
         plan,
         pks,
         variant_of(view, view.request, plan),
@@ -98,39 +102,88 @@ def _fetch(view: Any, plan: rendered.RenderedPlan, pks: list[Any], render=None):
 
 
 # -- list ---------------------------------------------------------------------------------
-def _page_pks(view: Any, queryset: QuerySet) -> list[Any] | None:
-    """The primary keys of the requested page (None: the view does not paginate)."""
+def _caches_list_queries(view: Any) -> bool:
+    choice = getattr(view, "cache_list_queries", None)
+    return listqueries.enabled() if choice is None else bool(choice) and listqueries.enabled()
+
+
+def _keys(view: Any, queryset: QuerySet, backend: Any) -> Any:
+    """The page's key query: a queryset, or its cached results (list query caching)."""
+    keys = queryset.values_list("pk", flat=True)
+    if backend is None or not _caches_list_queries(view):
+        return keys
+    description = listqueries.describe(keys)
+    if description is None:
+        return keys
+    return listqueries.CachedKeys(keys, description, backend)
+
+
+def _expected_window(paginator: Any, request: Any) -> tuple[int, int] | None:
+    """The slice DRF's paginators will take for this request, known before the count."""
+    if isinstance(paginator, PageNumberPagination):
+        size = paginator.get_page_size(request)
+        number = request.query_params.get(paginator.page_query_param) or 1
+        if not size or number in paginator.last_page_strings:
+            return None
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            return None
+        return ((number - 1) * size, number * size) if number > 0 else None
+    if isinstance(paginator, LimitOffsetPagination):
+        limit = paginator.get_limit(request)
+        if limit is None:
+            return None
+        offset = paginator.get_offset(request)
+        return (offset, offset + limit)
+    return None
+
+
+def _page_pks(view: Any, queryset: QuerySet, backend: Any = None) -> tuple[list[Any], bool]:
+    """The primary keys of the page the request asks for (all of them, unpaginated), and
+    whether the view paginated them."""
     paginator = view.paginator
-    if paginator is None:
-        return None
     if isinstance(paginator, CursorPagination):
         # The cursor reads its ordering field from each row: keep it in the rows.
         ordering = paginator.get_ordering(view.request, queryset, view)
         rows = view.paginate_queryset(
             queryset.values("pk", *{field.lstrip("-") for field in ordering})
         )
-    else:
-        rows = view.paginate_queryset(queryset.values_list("pk", flat=True))
-    if rows is None:
-        return None
-    return [row["pk"] if isinstance(row, dict) else row for row in rows]
+        if rows is None:
+            return list(queryset.values_list("pk", flat=True)), False
+        return [row["pk"] for row in rows], True
+    keys = _keys(view, queryset, backend)
+    cached = isinstance(keys, listqueries.CachedKeys)
+    rows = None
+    if paginator is not None:
+        if cached:
+            keys.prefetch(count=True, window=_expected_window(paginator, view.request))
+        rows = view.paginate_queryset(keys)
+    paginated = rows is not None
+    if rows is None:  # not paginated (or page size 0): every key
+        if cached:
+            keys.prefetch(everything=True)
+        rows = list(keys)
+    if cached:
+        keys.flush()
+    return list(rows), paginated
 
 
 def list_response(view: Any, request: Any) -> Response:
-    """``list`` from rendered entries: count and page keys from the database, bodies
-    from the cache."""
+    """``list`` from rendered entries: count and page keys from the database (or the
+    list query cache), bodies from the rendered entries."""
     plan = plan_of(view)
+    core = view.get_cache()
     queryset = filtered_queryset(view)
     if queryset._prefetch_related_lookups:  # only keys are read: nothing to prefetch
         queryset = queryset.prefetch_related(None)
-    page = _page_pks(view, queryset)
-    pks = list(queryset.values_list("pk", flat=True)) if page is None else page
-    found = _fetch(view, plan, pks)
+    pks, paginated = _page_pks(view, queryset, core.backend)
+    found = _fetch(view, plan, pks, core=core)
     chunks = [found[key] for key in map(str, pks) if key in found]
     items: Any = (
         RenderedItems(chunks) if splices(request.accepted_renderer) else list(map(decode, chunks))
     )
-    if page is not None:
+    if paginated:
         return view.get_paginated_response(items)
     return Response(items)
 

@@ -89,6 +89,9 @@ class CachedViewMixin:
     rendered_context_key: Any = None
     """``def rendered_context_key(self, request) -> str``: declare it when the output
     depends on the request (``request.user``...); its value is part of the key."""
+    cache_list_queries: bool | None = None
+    """Fast path: cache the list's count and page keys too (None: the
+    ``DRF_INSTCACHE_CACHE_LIST_QUERIES`` setting; False opts this view out)."""
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Count this request's cache lookups and report them when the response is ready.

@@ -28,3 +28,10 @@ from tests.backends.config_redis import redis_server  # noqa: F401
 @pytest.fixture(autouse=True)
 def fastpath_urls(settings) -> None:
     settings.ROOT_URLCONF = "tests.fastpath.urls"
+
+
+@pytest.fixture(params=[False, True], ids=["live-list-queries", "cached-list-queries"])
+def list_queries(request: pytest.FixtureRequest, settings) -> bool:
+    """Run a test with the list queries asked of the database, then served from the cache."""
+    settings.DRF_INSTCACHE_CACHE_LIST_QUERIES = request.param
+    return request.param

@@ -18,6 +18,8 @@ from example.polls.models import Choice, Question
 from example.polls.views import FastQuestionViewSet
 from tests.fastpath.conftest import Polls, every_backend
 
+pytestmark = pytest.mark.usefixtures("list_queries")
+
 RESOURCES = ("users", "questions", "choices", "polls")
 
 

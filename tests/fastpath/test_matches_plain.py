@@ -15,6 +15,8 @@ from django.contrib.auth.models import User
 
 from tests.fastpath.conftest import Polls, every_backend, make_polls
 
+pytestmark = pytest.mark.usefixtures("list_queries")
+
 RESOURCES = ("users", "questions", "choices", "polls")
 
 

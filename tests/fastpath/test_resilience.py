@@ -22,6 +22,8 @@ from example.polls.cache import PollCache
 from example.polls.views import FastQuestionViewSet
 from tests.fastpath.conftest import Polls, every_backend
 
+pytestmark = pytest.mark.usefixtures("list_queries")
+
 
 def stored(pk) -> bytes | None:
     plan = rendered.plan_for_view(FastQuestionViewSet)

@@ -98,6 +98,21 @@ class PlainSearchQuestions(viewsets.ReadOnlyModelViewSet):
     ordering_fields: ClassVar[list[str]] = ["pub_date", "question_text", "id"]
 
 
+class PlainQuestionsByChoiceText(viewsets.ReadOnlyModelViewSet):
+    """Questions having a choice whose text contains ``?text=``: a join on polls_choice."""
+
+    serializer_class = QuestionSerializer
+
+    def get_queryset(self):
+        text = self.request.query_params.get("text", "")
+        return (
+            Question.objects.filter(choices__choice_text__icontains=text)
+            .distinct()
+            .order_by("pk")
+            .prefetch_related("choices")
+        )
+
+
 class PlainUsersByName(viewsets.ReadOnlyModelViewSet):
     queryset = User.objects.order_by("pk")
     serializer_class = UserSerializer
@@ -160,6 +175,7 @@ PLAIN_VIEWSETS: dict[str, type] = {
     "all-polls": PlainAllPolls,
     "cursor-questions": PlainCursorQuestions,
     "search-questions": PlainSearchQuestions,
+    "questions-by-choice-text": PlainQuestionsByChoiceText,
     "users-by-name": PlainUsersByName,
     "self-only-users": PlainSelfOnlyUsers,
     "my-votes": PlainMyVotes,

@@ -1,0 +1,298 @@
+"""Cached list queries: how many rows a list has and which are on the page, from the cache.
+
+Opt-in: ``DRF_INSTCACHE_CACHE_LIST_QUERIES = True`` (a view may opt out with
+``cache_list_queries = False``). Off, a fast-path list asks the database for its count
+and its page's primary keys on every request; those two queries are then most of what
+the request costs (a ``COUNT(*)`` over 10,000 rows takes longer than serving a whole
+cached response). On, their *results* are cached too:
+
+* a result is stored under a digest of the key query's SQL and parameters (so filters,
+  ordering, per-user querysets and page bounds each have their own), together with the
+  *generation* of every table the query reads;
+* a generation is a random token per table (``dig:<table>``, shared by every
+  database alias, so a write through the primary invalidates reads from a replica); every
+  committed save, delete or many-to-many change of a model deletes the generations of
+  its tables, so a later reader creates new ones and every result computed from the
+  old rows stops matching. No result is ever served for tables that changed since it
+  was computed, whatever the order of readers and writers: a reader records the tokens
+  it saw *before* querying;
+* queries whose result cannot be pinned to their tables are never cached: subqueries,
+  ``extra()``, unions, and volatile SQL functions (``NOW()``, ``RANDOM()``...).
+
+Invalidation is per table, not per instance: after a write to ``polls_choice`` every
+cached list query reading that table runs again once. The representations themselves
+stay per instance. Writes that send no signal (``QuerySet.update``, ``bulk_create``, raw
+SQL) leave results stale until they expire, as they do for every cached entry; call
+:func:`tables_changed` after them. The receivers that bump generations are connected in
+every process by the app config, whatever the setting, and do nothing while it is off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from drf_instcache import settings as instcache_settings
+from drf_instcache.backends.base import Backend, supports_leases
+from drf_instcache.exceptions import BackendUnavailable
+
+__all__ = ["CachedKeys", "describe", "enabled", "listen", "tables_changed"]
+
+logger = logging.getLogger("drf_instcache.rendered")
+
+SETTING = "CACHE_LIST_QUERIES"
+GENERATION_NAMESPACE = "dig"
+RESULT_NAMESPACE = "diq"
+RESULT_MARKER = b"Q1"
+GENERATION_TIMEOUT = 30 * 24 * 3600.0
+"""Generations outlive results; losing one early only costs a recomputation."""
+
+_SELECT = re.compile(r"\bSELECT\b", re.IGNORECASE)
+_VOLATILE = re.compile(
+    r"\b(NOW|RANDOM|RAND|UUID|GEN_RANDOM_UUID|NEXTVAL|SETSEED|CURRENT_DATE|CURRENT_TIME"
+    r"|CURRENT_TIMESTAMP|LOCALTIME|LOCALTIMESTAMP|CLOCK_TIMESTAMP|STATEMENT_TIMESTAMP"
+    r"|TRANSACTION_TIMESTAMP|CURRENT_USER|SYSDATE|GETDATE)\b",
+    re.IGNORECASE,
+)
+
+
+def enabled() -> bool:
+    """Whether list queries are cached (the setting, and caching not disabled)."""
+    return bool(instcache_settings.get_setting(SETTING, False)) and instcache_settings.enabled()
+
+
+def generation_key(table: str) -> str:
+    return f"{GENERATION_NAMESPACE}:{table}"
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What identifies a key query's result: its SQL, and the tables it reads."""
+
+    alias: str
+    digest: str
+    tables: tuple[str, ...]
+
+    def result_key(self, part: str) -> str:
+        return f"{RESULT_NAMESPACE}:{self.digest}:{part}"
+
+    def generation_keys(self) -> list[str]:
+        return [generation_key(table) for table in self.tables]
+
+
+def describe(queryset: QuerySet) -> ListQuery | None:
+    """The identity of ``queryset``'s result, or None when it must not be cached."""
+    query = queryset.query
+    if query.extra or query.extra_tables or query.combinator:
+        return None
+    try:
+        sql, params = query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:
+        return None
+    if len(_SELECT.findall(sql)) != 1 or _VOLATILE.search(sql):
+        return None
+    tables = tuple(sorted({join.table_name for join in query.alias_map.values()}))
+    if not tables:
+        return None
+    identity = f"{queryset.db}\x00{sql}\x00{params!r}"
+    digest = hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()
+    return ListQuery(queryset.db, digest, tables)
+
+
+def _encode(tokens: list[str], value: Any) -> bytes:
+    return RESULT_MARKER + json.dumps({"g": tokens, "v": value}, separators=(",", ":")).encode()
+
+
+def _decode(raw: bytes | None, tokens: list[str]) -> Any:
+    """The value of a stored result computed under ``tokens``; ``_STALE`` otherwise."""
+    if raw is None or bytes(raw[:2]) != RESULT_MARKER:
+        return _STALE
+    try:
+        stored = json.loads(raw[2:])
+    except ValueError:
+        return _STALE
+    if not isinstance(stored, dict) or stored.get("g") != tokens:
+        return _STALE
+    return stored.get("v", _STALE)
+
+
+_STALE: Any = object()
+
+
+class CachedKeys:
+    """A list's primary keys as a paginator sees them: ``count()``, slices, iteration.
+
+    Answers come from the cache while the tables are unchanged, else from the wrapped
+    ``values_list("pk", flat=True)`` queryset (and are stored by :meth:`flush`).
+    :meth:`prefetch` reads the generations and the results the caller expects to need
+    with one ``get_many``, so a warm page costs one cache read and no query.
+    """
+
+    def __init__(self, queryset: QuerySet, description: ListQuery, backend: Backend) -> None:
+        self.queryset = queryset
+        self.description = description
+        self.backend = backend
+        self.tokens: list[str] | None = None
+        self.window: tuple[int, int] | None = None
+        self._found: dict[str, Any] = {}
+        self._pending: dict[str, bytes] = {}
+        self._count: int | None = None
+
+    # -- what paginators use ----------------------------------------------------------
+    @property
+    def ordered(self) -> bool:
+        return self.queryset.ordered
+
+    @property
+    def model(self) -> type[Model]:
+        return self.queryset.model
+
+    def count(self) -> int:
+        if self._count is None:
+            self._count = self._answer("count", self.queryset.count)
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        if not isinstance(index, slice) or index.step is not None:
+            return self.queryset[index]
+        start, stop = index.start or 0, index.stop
+        if start < 0 or (stop is not None and stop < 0):
+            return list(self.queryset[index])
+        window = (start, stop)
+        # Django's paginator cuts the last page at the count: same rows as the window
+        # the request asked for, so the same cached result.
+        if (
+            self.window is not None
+            and start == self.window[0]
+            and stop is not None
+            and self._count is not None
+            and stop == self._count
+            and stop <= self.window[1]
+        ):
+            window = self.window
+        part = f"keys:{window[0]}:{'' if window[1] is None else window[1]}"
+        return self._answer(part, lambda: list(self.queryset[index]))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._answer("all", lambda: list(self.queryset)))
+
+    def __len__(self) -> int:
+        return len(self._answer("all", lambda: list(self.queryset)))
+
+    # -- the cache --------------------------------------------------------------------
+    def prefetch(
+        self, count: bool = False, window: tuple[int, int] | None = None, everything: bool = False
+    ) -> None:
+        """Read the generations and the expected results in one ``get_many``."""
+        self.window = window
+        parts = (
+            (["count"] if count else [])
+            + ([f"keys:{window[0]}:{window[1]}"] if window else [])
+            + (["all"] if everything else [])
+        )
+        generation_keys = self.description.generation_keys()
+        result_keys = {self.description.result_key(part): part for part in parts}
+        try:
+            raw = self.backend.get_many([*generation_keys, *result_keys])
+            self.tokens = self._generations(generation_keys, raw)
+        except BackendUnavailable as error:
+            logger.warning("drf-instcache: list query cache unavailable: %s", error)
+            self.tokens = None
+            return
+        for key, part in result_keys.items():
+            value = _decode(raw.get(key), self.tokens)
+            if value is not _STALE:
+                self._found[part] = value
+
+    def flush(self) -> None:
+        """Store the results computed from the database (one write)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        try:
+            self.backend.set_many(pending)
+        except BackendUnavailable as error:
+            logger.warning("drf-instcache: list query results not stored: %s", error)
+
+    def _answer(self, part: str, compute: Any) -> Any:
+        if part in self._found:
+            return self._found[part]
+        value = compute()
+        self._found[part] = value
+        if self.tokens is not None:
+            self._pending[self.description.result_key(part)] = _encode(self.tokens, value)
+        return value
+
+    def _generations(self, keys: list[str], raw: dict[str, bytes]) -> list[str]:
+        """The current token of every table, creating the missing ones."""
+        missing = {key: secrets.token_hex(8).encode() for key in keys if key not in raw}
+        if missing:
+            if supports_leases(self.backend):
+                won = set(self.backend.add_many(missing, timeout=GENERATION_TIMEOUT))  # type: ignore[attr-defined]
+                lost = [key for key in missing if key not in won]
+                raw = {**raw, **{key: missing[key] for key in won}}
+                if lost:  # another reader created them first: use theirs
+                    raw.update(self.backend.get_many(lost))
+            else:
+                self.backend.set_many(missing, timeout=GENERATION_TIMEOUT)
+                raw = {**raw, **missing}
+        return [bytes(raw.get(key, b"?")).decode("ascii", "replace") for key in keys]
+
+
+# -- generations: bumped on every committed write ------------------------------------------
+def _tables(model: type[Model]) -> list[str]:
+    """The tables a write to ``model`` changes: its own and its parents' (multi-table)."""
+    meta = model._meta
+    tables = [meta.db_table]
+    tables += [parent._meta.db_table for parent in meta.get_parent_list()]
+    return list(dict.fromkeys(tables))
+
+
+def tables_changed(tables: Iterable[str]) -> None:
+    """Invalidate every cached list query reading ``tables`` (now; after a commit).
+
+    The generations are deleted through the core, so a failed delete is retried as soon
+    as the backend answers again.
+    """
+    from drf_instcache.mixins import default_cache_class
+
+    core = default_cache_class()()
+    backend = core.backend
+    if backend is None:
+        return
+    core._delete(backend, [generation_key(table) for table in tables], invalidating=True)
+
+
+def _schedule(model: type[Model], using: str | None) -> None:
+    if not enabled():
+        return
+    tables = _tables(model)
+    transaction.on_commit(lambda: tables_changed(tables), using=using, robust=True)
+
+
+def _on_save_or_delete(sender: type[Model], using: str | None = None, **kwargs: Any) -> None:
+    _schedule(sender, using)
+
+
+def _on_m2m_changed(sender: type[Model], action: str, using: str | None = None, **kwargs):
+    if action in ("post_add", "post_remove", "post_clear"):
+        _schedule(sender, using)
+
+
+def listen() -> None:
+    """Connect the generation receivers for every model (the app config does it)."""
+    uid = "drf_instcache.listqueries"
+    post_save.connect(_on_save_or_delete, weak=False, dispatch_uid=f"{uid}:post_save")
+    post_delete.connect(_on_save_or_delete, weak=False, dispatch_uid=f"{uid}:post_delete")
+    m2m_changed.connect(_on_m2m_changed, weak=False, dispatch_uid=f"{uid}:m2m_changed")
