@@ -5,7 +5,9 @@ on the same database (the backend chosen by ``DRF_INSTCACHE_BENCH_BACKEND``), an
 more for plain DRF. Each server answers two *configurations*:
 
 * a backend's server: the instance cache (``/api/``, configuration ``<backend>``) and
-  the fast path, rendered JSON per instance (``/api/fast/``, ``<backend> fast``);
+  the fast path, rendered JSON per instance, asking the database for each list's count
+  and page keys (``/api/fast-live/``, ``<backend> fast``) or with those list queries
+  cached too (``/api/fast/``, ``<backend> fast+lists``);
 * the plain server: plain DRF (``/api/plain/``, ``plain``) and whole responses cached
   by drf-extensions' ``cache_response`` in the harness's Redis (``/api/whole/``,
   ``whole-response``): the ceiling the fast path is compared with.
@@ -49,6 +51,20 @@ KEY_PREFIX = "e2e"
 PLAIN = "plain"
 WHOLE = "whole-response"
 FAST_SUFFIX = " fast"
+LISTS_SUFFIX = " fast+lists"
+"""Fast path with its list queries cached too (``DRF_INSTCACHE_CACHE_LIST_QUERIES``)."""
+
+
+def base_backend(configuration: str) -> str:
+    """The backend a configuration runs on: ``redis`` for ``redis fast+lists``."""
+    return configuration.split(FAST_SUFFIX)[0]
+
+
+def is_fast(configuration: str) -> bool:
+    """Whether a configuration is one of the fast path's."""
+    return configuration.endswith((FAST_SUFFIX, LISTS_SUFFIX))
+
+
 LIST_PAGES = 10
 """List requests cycle through pages 1..LIST_PAGES (LIST_PAGES * 100 questions)."""
 CHECKED_PATHS = 10
@@ -240,7 +256,7 @@ class EndToEndPlan:
 def steps(targets: Sequence[Target], plan: EndToEndPlan) -> int:
     """How many progress steps :func:`run` takes."""
     servers = len(targets) + 1
-    configurations = 2 * servers if plan.fast_path else servers
+    configurations = 2 + 3 * len(targets) if plan.fast_path else servers
     return servers + configurations * (1 + 2 * plan.repeats)
 
 
@@ -296,7 +312,8 @@ class EndToEnd:
         self.on_error = on_error
         self.plain_endpoints = endpoints("/api/plain/", question_pks)
         cached_endpoints = endpoints("/api/", question_pks)
-        fast_endpoints = endpoints("/api/fast/", question_pks)
+        fast_endpoints = endpoints("/api/fast-live/", question_pks)
+        lists_endpoints = endpoints("/api/fast/", question_pks)
         self.servers: dict[str, WsgiServer] = {
             PLAIN: WsgiServer(
                 PLAIN, {"DRF_INSTCACHE_BENCH_BACKEND": "locmem://unused"}, plan.workers, log_dir
@@ -324,7 +341,8 @@ class EndToEnd:
             configurations = [target.name]
             if plan.fast_path:
                 self.routes[target.name + FAST_SUFFIX] = fast_endpoints
-                configurations.append(target.name + FAST_SUFFIX)
+                self.routes[target.name + LISTS_SUFFIX] = lists_endpoints
+                configurations += [target.name + FAST_SUFFIX, target.name + LISTS_SUFFIX]
             for name in configurations:
                 self.server_of[name] = target.name
                 self.shared[name] = target.shared
@@ -416,7 +434,7 @@ class EndToEnd:
                     continue
                 row = _row(name, endpoint, [by_repeat[r] for r in sorted(by_repeat)])
                 references = {"ratio_to_plain": PLAIN}
-                if name.endswith(FAST_SUFFIX):
+                if is_fast(name):
                     references["ratio_to_whole"] = WHOLE
                 for field_name, reference in references.items():
                     paired = _paired(by_repeat, self.results.get((reference, endpoint.name), {}))

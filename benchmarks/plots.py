@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from benchmarks.end_to_end import FAST_SUFFIX
+from benchmarks.end_to_end import base_backend, is_fast
 from benchmarks.servers import ALL_BACKENDS
 
 MICRO = 1e6
@@ -27,14 +27,14 @@ DPI = 110
 def _colors(names: Sequence[str]) -> dict[str, Any]:
     """The same color for a backend in every plot (its place in ALL_BACKENDS).
 
-    End-to-end configurations named ``<backend> fast`` share their backend's color (the
-    bars are hatched); plain DRF is gray.
+    End-to-end configurations of the fast path (``<backend> fast``, ``<backend>
+    fast+lists``) share their backend's color (the bars are hatched); plain DRF is gray.
     """
     palette = plt.get_cmap("tab10")
-    bases = [name.removesuffix(FAST_SUFFIX) for name in names]
+    bases = [base_backend(name) for name in names]
     order = [*ALL_BACKENDS, *(name for name in dict.fromkeys(bases) if name not in ALL_BACKENDS)]
     colors = {name: palette(index % 10) for index, name in enumerate(order)}
-    colors.update({name: colors[name.removesuffix(FAST_SUFFIX)] for name in names})
+    colors.update({name: colors[base_backend(name)] for name in names})
     colors["plain"] = "gray"
     return colors
 
@@ -221,7 +221,7 @@ def end_to_end(record: dict[str, Any], path: Path) -> Path | None:
             ],
             capsize=3,
             color=[colors[label] for label in labels],
-            hatch=["//" if label.endswith(FAST_SUFFIX) else "" for label in labels],
+            hatch=["//" if is_fast(label) else "" for label in labels],
         )
         for bar, row in zip(bars, selected, strict=True):
             ratio = row.get("ratio_to_plain")

@@ -267,8 +267,9 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
             caption=f"gunicorn, {load.get('workers')} sync workers; {generator}, "
             f"{load.get('connections')} connections, {load.get('repeats')} x "
             f"{load.get('duration')} s per configuration. requests/s: median ± half IQR; "
-            "latency: median over repeats. x whole: the fast path's requests/s over "
-            "whole responses cached by drf-extensions (same round).",
+            "latency: median over repeats. fast: rendered JSON per instance, count and "
+            "keys from the database; fast+lists: those list queries cached too. x whole: "
+            "requests/s over whole responses cached by drf-extensions (same round).",
         )
         for row in selected:
             latency = row["latency_s"]

@@ -88,8 +88,12 @@ CACHES["bench_whole"] = (
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "whole"}
 )
 
-# The example API plus the whole-response endpoints (/api/whole/).
+# The example API plus the whole-response (/api/whole/) and live-lists fast path
+# (/api/fast-live/) endpoints.
 ROOT_URLCONF = "benchmarks.urls"
+
+# /api/fast/ caches its lists' count and key queries; /api/fast-live/ opts out.
+DRF_INSTCACHE_CACHE_LIST_QUERIES = True
 
 DRF_INSTCACHE_BACKEND: str | dict[str, str] = os.environ.get(
     "DRF_INSTCACHE_BENCH_BACKEND", "locmem://bench"

@@ -1,5 +1,6 @@
-"""Whole-response caching for comparison: drf-extensions' ``cache_response``.
+"""Benchmark-only endpoints: whole-response caching, and the fast path without cached lists.
 
+``WholeResponseQuestionViewSet``: drf-extensions' ``cache_response``.
 The same question endpoints as the example API, with each response cached whole (body,
 status, headers) by `drf-extensions <https://github.com/chibisov/drf-extensions>`_
 in the Django cache alias ``bench_whole`` (the harness's Redis when it runs one). It is
@@ -19,6 +20,7 @@ from rest_framework_extensions.key_constructor.constructors import DefaultKeyCon
 
 from example.polls.models import Question
 from example.polls.serializers import QuestionSerializer
+from example.polls.views import FastQuestionViewSet
 
 WHOLE_RESPONSE_CACHE = "bench_whole"
 """The Django cache alias holding whole responses (defined by benchmarks.settings)."""
@@ -50,3 +52,10 @@ class WholeResponseQuestionViewSet(viewsets.ReadOnlyModelViewSet):
     @cache_response(key_func=ObjectKey(), cache=WHOLE_RESPONSE_CACHE)
     def retrieve(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         return super().retrieve(request, *args, **kwargs)
+
+
+class LiveListsQuestionViewSet(FastQuestionViewSet):
+    """The fast path as the issue specifies it: every list asks the database for its
+    count and its page's keys (the benchmark settings cache list queries elsewhere)."""
+
+    cache_list_queries = False

@@ -55,7 +55,8 @@ def plan_of(view: Any) -> rendered.RenderedPlan:
         raise ImproperlyConfigured(
             f"{type(view).__name__} cannot cache rendered output: " + "; ".join(problems)
         )
-    rendered.connect(type(view), serializer_class=serializer_class)
+    if not plan.connected:
+        rendered.connect(type(view), serializer_class=serializer_class)
     return plan
 
 

@@ -64,6 +64,8 @@ class RenderedPlan:
     keyed: bool = False
     """The view declares ``rendered_context_key``: its value is part of the variant."""
     views: list[type] = field(default_factory=list)
+    connected: bool = False
+    """Registered for invalidation (:func:`connect`)."""
 
     def __post_init__(self) -> None:
         cls = self.serializer_class
@@ -218,10 +220,12 @@ def connect(*view_classes: type, serializer_class: type | None = None) -> list[R
     plans = []
     for view_class in view_classes:
         plan = plan_for_view(view_class, serializer_class)
-        with _lock:
-            if plan not in registry.plans():
-                registry.add(plan)
-                rendered_signals.listen(plan)
+        if not plan.connected:
+            with _lock:
+                if not plan.connected:
+                    registry.add(plan)
+                    rendered_signals.listen(plan)
+                    plan.connected = True
         plans.append(plan)
     return plans
 
@@ -229,14 +233,6 @@ def connect(*view_classes: type, serializer_class: type | None = None) -> list[R
 def is_connected(view_class: type) -> bool:
     """Whether some plan of ``view_class`` is registered for invalidation."""
     return any(view_class in plan.views for plan in registry.plans())
-
-
-def disconnect_all() -> None:
-    """Forget every registered plan (tests). Receivers stay connected but find nothing."""
-    with _lock:
-        registry.own.clear()
-        registry.dependents.clear()
-        registry.m2m.clear()
 
 
 # -- reading ------------------------------------------------------------------------------
