@@ -60,6 +60,8 @@ COUNTERS = (
     "too_large",  # instances the backend refused for their size
     "deleted",  # keys deleted by updates and invalidation
     "errors",  # backend calls that failed with BackendUnavailable
+    "waited",  # instances a reader waited for while another request filled them
+    "fills_refused",  # fills refused because a write claimed the key first
 )
 """Every counter, in display order."""
 
