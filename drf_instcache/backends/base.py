@@ -29,7 +29,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from drf_instcache.exceptions import BackendUnavailable, ValueTooLarge
+from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
 from drf_instcache.keys import prefixed, validate_prefix
 
 DEFAULT_TIMEOUT = 3600.0
@@ -112,6 +112,10 @@ class BaseBackend:
 
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError,)
     scheme: ClassVar[str] = ""
+    option_names: ClassVar[frozenset[str]] = frozenset()
+    """Options the adapter accepts besides ``max_value_size``; others are refused."""
+    option_hint: ClassVar[str] = ""
+    """Appended to the unknown-option error, e.g. where client arguments belong."""
 
     def __init__(
         self,
@@ -131,8 +135,46 @@ class BaseBackend:
         self.default_timeout = timeout
         if max_value_size is not None and max_value_size <= 0:
             raise ValueError(f"max_value_size must be positive, not {max_value_size!r}")
-        self._max_value_size = max_value_size
         self.options: dict[str, Any] = dict(options or {})
+        self._refuse_unknown_options()
+        if max_value_size is None:
+            max_value_size = self.number_option(
+                "max_value_size", None, minimum=1, allow_none=True, integer=True
+            )
+        self._max_value_size = max_value_size
+
+    # -- options ----------------------------------------------------------------------
+    def _refuse_unknown_options(self) -> None:
+        """Fail at start-up on a misspelt option instead of silently ignoring it."""
+        known = self.option_names | {"max_value_size"}
+        unknown = set(self.options) - known
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} got unknown option(s) {sorted(unknown)}; "
+                f"known: {sorted(known)}{self.option_hint}"
+            )
+
+    def number_option(
+        self,
+        name: str,
+        default: float | None,
+        *,
+        minimum: float = 0,
+        allow_none: bool = False,
+        integer: bool = False,
+    ) -> Any:
+        """Read a numeric option, refusing wrong types and out-of-range values up front."""
+        value = self.options.get(name, default)
+        if value is None and allow_none:
+            return None
+        kinds = int if integer else int | float
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+            kind = "an integer" if integer else "a number"
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} option {name!r} must be {kind} >= {minimum}"
+                f"{' or None' if allow_none else ''}, not {value!r}"
+            )
+        return value
 
     # -- keys -------------------------------------------------------------------------
     def server_key(self, key: str) -> str:

@@ -75,27 +75,20 @@ from drf_instcache.backends.base import BaseBackend
 from drf_instcache.exceptions import ImproperlyConfigured
 
 DEFAULT_LOCK_TIMEOUT = 1.0
+OPEN_PATIENCE = 5.0
+"""Seconds a first open keeps retrying while other processes hold the write lock."""
 DEFAULT_FANOUT_SHARDS = 8
 """Shards when only ``fanout=true`` is given (diskcache.FanoutCache's default)."""
 
-_OWN_OPTIONS = frozenset({"shards", "fanout", "lock_timeout", "max_value_size"})
+_OWN_OPTIONS = frozenset({"shards", "fanout", "lock_timeout"})
 _DISKCACHE_SETTINGS = frozenset(DEFAULT_SETTINGS) - {"tag_index"}
-
-
-def _check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise ImproperlyConfigured(
-            f"DiskBackend option {name!r} must be {kind} >= {minimum}, not {value!r}"
-        )
-    return value
 
 
 class DiskBackend(BaseBackend):
     """Store instances in a local directory shared by every process on the machine."""
 
     scheme = "disk"
+    option_names = _OWN_OPTIONS | _DISKCACHE_SETTINGS
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
         Timeout,
         sqlite3.DatabaseError,  # includes OperationalError: locked, unreadable, I/O error
@@ -112,26 +105,11 @@ class DiskBackend(BaseBackend):
             )
         self.directory = os.path.expanduser(location)
         options = self.options
-        unknown = set(options) - _OWN_OPTIONS - _DISKCACHE_SETTINGS
-        if unknown:
-            raise ImproperlyConfigured(
-                f"DiskBackend got unknown option(s) {sorted(unknown)}; known: "
-                f"{sorted(_OWN_OPTIONS | _DISKCACHE_SETTINGS)}"
-            )
-        shards = options.get("shards")
+        shards = self.number_option("shards", None, minimum=1, allow_none=True, integer=True)
         if shards is None and options.get("fanout"):
             shards = DEFAULT_FANOUT_SHARDS
-        self.shards: int | None = (
-            None if shards is None else _check_number("shards", shards, minimum=1, integer=True)
-        )
-        self.lock_timeout = _check_number(
-            "lock_timeout", options.get("lock_timeout", DEFAULT_LOCK_TIMEOUT), minimum=0
-        )
-        max_value_size = options.get("max_value_size")
-        if max_value_size is not None:
-            self._max_value_size = _check_number(
-                "max_value_size", max_value_size, minimum=1, integer=True
-            )
+        self.shards: int | None = shards
+        self.lock_timeout = self.number_option("lock_timeout", DEFAULT_LOCK_TIMEOUT)
         self._settings = {k: v for k, v in options.items() if k in _DISKCACHE_SETTINGS}
         policy = self._settings.get("eviction_policy", DEFAULT_SETTINGS["eviction_policy"])
         if policy not in EVICTION_POLICY:
@@ -170,11 +148,25 @@ class DiskBackend(BaseBackend):
                         os.path.join(self.directory, f"{number:03d}")
                         for number in range(self.shards)
                     ]
-                self._caches = tuple(
-                    Cache(directory, timeout=self.lock_timeout, tag_index=True, **self._settings)
-                    for directory in directories
-                )
+                self._caches = tuple(self._open(directory) for directory in directories)
             return self._caches
+
+    def _open(self, directory: str) -> Cache:
+        """Open one shard, retrying while other processes hold SQLite's write lock.
+
+        Opening writes the schema and settings, so processes that start together (a
+        pre-forked server's workers) contend for the lock; one lost race must not turn
+        the first request of a worker into an outage. Retries stop after
+        :data:`OPEN_PATIENCE` seconds, then the error surfaces as ``BackendUnavailable``.
+        """
+        deadline = time.monotonic() + max(OPEN_PATIENCE, self.lock_timeout)
+        while True:
+            try:
+                return Cache(directory, timeout=self.lock_timeout, tag_index=True, **self._settings)
+            except (Timeout, sqlite3.OperationalError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _by_shard(self, server_keys: Sequence[str]) -> dict[Cache, list[str]]:
         caches = self.caches

@@ -139,16 +139,11 @@ class DjangoCacheBackend(BaseBackend):
     """Store instances in a Django ``CACHES`` alias (location = the alias name)."""
 
     scheme = "django"
+    option_names = _OPTION_NAMES
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = _client_errors()
 
     def __init__(self, location: Any = None, **kwargs: Any) -> None:
         super().__init__(location or "default", **kwargs)
-        unknown = set(self.options) - _OPTION_NAMES
-        if unknown:
-            raise ImproperlyConfigured(
-                f"DjangoCacheBackend got unknown option(s) {sorted(unknown)}; "
-                f"known: {sorted(_OPTION_NAMES)}"
-            )
         if not isinstance(self.location, str):
             raise ImproperlyConfigured(
                 f"DjangoCacheBackend LOCATION must be a CACHES alias name, not {self.location!r}"
@@ -160,14 +155,6 @@ class DjangoCacheBackend(BaseBackend):
                 f"(defined: {sorted(configured)})"
             )
         self.clear_whole_cache = bool(self.options.get("clear_whole_cache", False))
-        limit = self.options.get("max_value_size")
-        if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-                raise ImproperlyConfigured(
-                    f"DjangoCacheBackend option 'max_value_size' must be a positive integer, "
-                    f"not {limit!r}"
-                )
-            self._max_value_size = limit
 
     @property
     def cache(self) -> DjangoBaseCache:

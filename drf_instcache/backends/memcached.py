@@ -142,29 +142,6 @@ _STALE_CONNECTION_ERRORS = (
 """A pooled connection the server closed (it restarted, or dropped idle clients)."""
 
 
-def _number_option(
-    options: Mapping[str, Any],
-    name: str,
-    default: float | None,
-    *,
-    minimum: float = 0,
-    allow_none: bool = False,
-    integer: bool = False,
-) -> Any:
-    """Read a numeric option, refusing wrong types and out-of-range values up front."""
-    value = options.get(name, default)
-    if value is None and allow_none:
-        return None
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise ImproperlyConfigured(
-            f"MemcachedBackend option {name!r} must be {kind} >= {minimum}"
-            f"{' or None' if allow_none else ''}, not {value!r}"
-        )
-    return value
-
-
 def parse_servers(location: Any) -> list[tuple[str, int]]:
     """Turn a location into ``[(host, port), ...]``.
 
@@ -251,30 +228,20 @@ class MemcachedBackend(BaseBackend):
     """Store instances in one memcached server, or shard them over several."""
 
     scheme = "memcached"
+    option_names = _OPTION_NAMES
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (MemcacheError, OSError)
 
     def __init__(self, location: Any = None, **kwargs: Any) -> None:
         super().__init__(location, **kwargs)
         options = self.options
-        unknown = set(options) - _OPTION_NAMES
-        if unknown:
-            raise ImproperlyConfigured(
-                f"MemcachedBackend got unknown option(s) {sorted(unknown)}; known: "
-                f"{sorted(_OPTION_NAMES)}"
-            )
-        self.socket_timeout = _number_option(options, "socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-        self.socket_connect_timeout = _number_option(
-            options, "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT
+        self.socket_timeout = self.number_option("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+        self.socket_connect_timeout = self.number_option(
+            "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT
         )
-        self.dead_retry = _number_option(options, "dead_retry", DEFAULT_DEAD_RETRY)
-        self.clear_batch_size = _number_option(
-            options, "clear_batch_size", DEFAULT_CLEAR_BATCH_SIZE, minimum=1, integer=True
+        self.dead_retry = self.number_option("dead_retry", DEFAULT_DEAD_RETRY)
+        self.clear_batch_size = self.number_option(
+            "clear_batch_size", DEFAULT_CLEAR_BATCH_SIZE, minimum=1, integer=True
         )
-        max_value_size = _number_option(
-            options, "max_value_size", None, minimum=1, allow_none=True, integer=True
-        )
-        if max_value_size is not None:
-            self._max_value_size = max_value_size
         self._client_kwargs: dict[str, Any] = {
             "connect_timeout": self.socket_connect_timeout,
             "timeout": self.socket_timeout,
@@ -285,10 +252,10 @@ class MemcachedBackend(BaseBackend):
             "default_noreply": False,
         }
         pool_kwargs = {
-            "max_pool_size": _number_option(
-                options, "max_connections", None, minimum=1, allow_none=True, integer=True
+            "max_pool_size": self.number_option(
+                "max_connections", None, minimum=1, allow_none=True, integer=True
             ),
-            "pool_idle_timeout": _number_option(options, "pool_idle_timeout", 0),
+            "pool_idle_timeout": self.number_option("pool_idle_timeout", 0),
         }
 
         servers = parse_servers(self.location)

@@ -118,29 +118,6 @@ def glob_escape(text: str) -> str:
     return "".join(f"\\{char}" if char in _GLOB_SPECIALS else char for char in text)
 
 
-def _number_option(
-    options: Mapping[str, Any],
-    name: str,
-    default: float | None,
-    *,
-    minimum: float = 0,
-    allow_none: bool = False,
-    integer: bool = False,
-) -> Any:
-    """Read a numeric option, refusing wrong types and out-of-range values up front."""
-    value = options.get(name, default)
-    if value is None and allow_none:
-        return None
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise ImproperlyConfigured(
-            f"RedisBackend option {name!r} must be {kind} >= {minimum}"
-            f"{' or None' if allow_none else ''}, not {value!r}"
-        )
-    return value
-
-
 def _parse_node(entry: str) -> tuple[str, int, str | None, str | None]:
     """Split ``[user:password@]host[:port]`` into host, port, username, password."""
     username = password = None
@@ -212,6 +189,8 @@ class RedisBackend(BaseBackend):
     """Store instances in Redis (one server) or a Redis Cluster, via redis-py."""
 
     scheme = "redis"
+    option_names = _OPTION_NAMES
+    option_hint = " (pass redis-py arguments in 'client_options')"
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
         RedisError,
         RedisClusterException,
@@ -221,36 +200,25 @@ class RedisBackend(BaseBackend):
     def __init__(self, location: Any = None, **kwargs: Any) -> None:
         super().__init__(location if location is not None else DEFAULT_LOCATION, **kwargs)
         options = self.options
-        unknown = set(options) - _OPTION_NAMES
-        if unknown:
-            raise ImproperlyConfigured(
-                f"RedisBackend got unknown option(s) {sorted(unknown)}; known: "
-                f"{sorted(_OPTION_NAMES)} (pass redis-py arguments in 'client_options')"
-            )
         self.cluster = bool(options.get("cluster", False))
         # Timeouts must be bounded and positive: None would let a hung server block a
         # request forever, 0 would make redis-py's sockets non-blocking.
-        self.socket_timeout = _number_option(
-            options, "socket_timeout", DEFAULT_SOCKET_TIMEOUT, minimum=0.001
+        self.socket_timeout = self.number_option(
+            "socket_timeout", DEFAULT_SOCKET_TIMEOUT, minimum=0.001
         )
-        self.socket_connect_timeout = _number_option(
-            options, "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT, minimum=0.001
+        self.socket_connect_timeout = self.number_option(
+            "socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT, minimum=0.001
         )
-        self.retries = _number_option(options, "retries", DEFAULT_RETRIES, integer=True)
-        self.max_connections = _number_option(
-            options, "max_connections", None, minimum=1, allow_none=True, integer=True
+        self.retries = self.number_option("retries", DEFAULT_RETRIES, integer=True)
+        self.max_connections = self.number_option(
+            "max_connections", None, minimum=1, allow_none=True, integer=True
         )
-        self.health_check_interval = _number_option(
-            options, "health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL
+        self.health_check_interval = self.number_option(
+            "health_check_interval", DEFAULT_HEALTH_CHECK_INTERVAL
         )
-        self.clear_batch_size = _number_option(
-            options, "clear_batch_size", DEFAULT_CLEAR_BATCH_SIZE, minimum=1, integer=True
+        self.clear_batch_size = self.number_option(
+            "clear_batch_size", DEFAULT_CLEAR_BATCH_SIZE, minimum=1, integer=True
         )
-        max_value_size = _number_option(
-            options, "max_value_size", None, minimum=1, allow_none=True, integer=True
-        )
-        if max_value_size is not None:
-            self._max_value_size = max_value_size
         client_options = options.get("client_options") or {}
         if not isinstance(client_options, Mapping):
             raise ImproperlyConfigured(
