@@ -182,10 +182,10 @@ def relation_step(model: type[Model], attribute: str) -> Step | None:
         if relation.concrete:
             if relation.name == attribute:
                 return _step_for(model, relation)
-        elif getattr(relation, "get_accessor_name", None) and (
-            relation.get_accessor_name() == attribute
-        ):
-            return _step_for(model, relation)
+        else:
+            accessor = getattr(relation, "get_accessor_name", None)
+            if accessor is not None and accessor() == attribute:
+                return _step_for(model, relation)
     return None
 
 

@@ -176,7 +176,7 @@ def list_response(view: Any, request: Any) -> Response:
     plan = plan_of(view)
     core = view.get_cache()
     queryset = filtered_queryset(view)
-    if queryset._prefetch_related_lookups:  # only keys are read: nothing to prefetch
+    if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
         queryset = queryset.prefetch_related(None)
     pks, paginated = _page_pks(view, queryset, core.backend)
     found = _fetch(view, plan, pks, core=core)

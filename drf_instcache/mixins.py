@@ -113,7 +113,7 @@ class CachedViewMixin:
     list = FastAction(fast_list)
     retrieve = FastAction(fast_retrieve)
 
-    def get_renderers(self) -> list[Any]:
+    def get_renderers(self) -> Any:
         """The view's renderers; on the fast path DRF's JSON one splices cached bytes."""
         renderers = super().get_renderers()  # type: ignore[misc]
         if not self.cache_rendered:

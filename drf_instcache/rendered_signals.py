@@ -128,12 +128,13 @@ def on_pre_save(sender: type[Model], instance: Model, raw: bool = False, using=N
         return
 
     def before() -> tuple[Stale, set[Dependency]]:
-        columns = sorted({dependency.steps[-1].link_attname for _, dependency in linked})
+        column_of = {dependency: str(dependency.steps[-1].link_attname) for _, dependency in linked}
+        columns = sorted(set(column_of.values()))
         old = sender._base_manager.using(using).filter(pk=instance.pk).values(*columns).first()
         stale: Stale = {}
         moved: set[Dependency] = set()
         for plan, dependency in linked:
-            column = dependency.steps[-1].link_attname
+            column = column_of[dependency]
             if old is not None and old[column] == getattr(instance, column):
                 continue
             moved.add(dependency)
