@@ -41,7 +41,7 @@ class EndToEndSettings:
     """How long and how hard the load generator pushes each server."""
 
     duration: float = 2.0
-    warmup: float = 0.5
+    warmup: float = 0.25
     repeats: int = 3
     connections: int = 4
     load_generator: str = "auto"
@@ -62,6 +62,8 @@ class RunSettings:
     cold_plan: Plan
     e2e: EndToEndSettings = field(default_factory=EndToEndSettings)
     database: str = "auto"
+    from_json: Path | None = None
+    """Measure nothing: render the tables, results.md and plots of this results.json."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +153,14 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         default="auto",
         help="auto: PostgreSQL when it answers on 127.0.0.1:5432, else SQLite",
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        metavar="RESULTS_JSON",
+        help="measure nothing: render the tables, results.md and plots of an earlier "
+        "run's results.json into --out (default: that file's folder)",
+    )
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -178,9 +188,12 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         e2e.connections = args.connections
     e2e.load_generator = args.load_generator
     e2e.fast_path = not args.quick if args.fast_path is None else args.fast_path
+    out = args.out
+    if args.from_json is not None and "--out" not in (argv if argv is not None else sys.argv):
+        out = args.from_json.parent
     return RunSettings(
         quick=args.quick,
-        out=args.out,
+        out=out,
         backends=args.backends,
         workloads=[name for name in WORKLOADS if name in args.workloads],
         sizes=sizes,
@@ -188,6 +201,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         cold_plan=cold_plan,
         e2e=e2e,
         database=args.database,
+        from_json=args.from_json,
     )
 
 
@@ -414,8 +428,27 @@ class Run:
         return plots.write_all(self.record, self.settings.out)
 
 
+def render(results_json: Path, out: Path, console: Console) -> int:
+    """Re-render an earlier run: tables on the terminal, results.md and the plots."""
+    import json
+
+    from benchmarks import plots
+
+    record = json.loads(results_json.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(report.markdown_report(record))
+    written = plots.write_all(record, out)
+    report.print_report(record, console)
+    console.print(f"rendered {results_json} into {out / 'results.md'}")
+    for path in written:
+        console.print(f"plot: {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
+    if settings.from_json is not None:
+        return render(settings.from_json, settings.out, Console())
     return Run(settings, Console(), argv).execute()
 
 

@@ -121,6 +121,14 @@ def throughput_text(throughput: dict[str, Any]) -> str:
     return f"{throughput['median']:.0f} ±{(throughput['q3'] - throughput['q1']) / 2:.0f}"
 
 
+def _label(name: str, titles: dict[str, str]) -> str:
+    """A configuration's label: its backend's title plus any variant (``Redis fast``)."""
+    for base in sorted(titles, key=len, reverse=True):
+        if name == base or name.startswith(base + " "):
+            return titles[base] + name[len(base) :]
+    return name
+
+
 def _titles(record: dict[str, Any], detailed: bool = True) -> dict[str, str]:
     """Backend name -> label: the long title in Markdown, the short name on a terminal."""
     if not detailed:
@@ -161,7 +169,7 @@ def backend_layer_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
         for row in rows:
             grid.rows.append(
                 [
-                    titles.get(row["backend"], row["backend"]),
+                    _label(row["backend"], titles),
                     row["operation"],
                     str(row["n"]),
                     timing_text(row["adapter"]),
@@ -208,7 +216,7 @@ def _by_size_grid(
     for (backend, variant), by_size in grouped.items():
         grid.rows.append(
             [
-                titles.get(backend, backend),
+                _label(backend, titles),
                 variant,
                 *(
                     timing_text(by_size[size]["timing"]) if size in by_size else MISSING
@@ -259,7 +267,7 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
     for endpoint in dict.fromkeys(row["endpoint"] for row in rows):
         selected = [row for row in rows if row["endpoint"] == endpoint]
         description = selected[0]["description"].replace(
-            "/api/plain/", "/api/[plain/|fast/|whole/]"
+            "/api/plain/", "/api/[plain/|fast-live/|fast/|whole/]"
         )
         grid = Grid(
             f"End to end, {endpoint}: {description}",
@@ -275,7 +283,7 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
             latency = row["latency_s"]
             grid.rows.append(
                 [
-                    titles.get(row["backend"], row["backend"]),
+                    _label(row["backend"], titles),
                     throughput_text(row["requests_per_s"]),
                     seconds(latency["p50"]),
                     seconds(latency["p95"]),
@@ -323,7 +331,7 @@ def summary_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
         e2e = throughput.get(name, {})
         grid.rows.append(
             [
-                titles.get(name, name),
+                _label(name, titles),
                 *(f"{ratios[op]:.2f}" if op in ratios else MISSING for op in OPERATIONS),
                 *(
                     f"{e2e[endpoint]:.2f}" if endpoint in e2e else MISSING

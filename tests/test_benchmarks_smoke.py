@@ -135,3 +135,12 @@ def test_missing_server_binaries_are_reported_as_skipped(
     assert "memcached is not installed" in reasons["memcached"]
     assert "redis-server is not installed" in reasons["redis"]
     assert "redis-server is not installed" in reasons["django-redis"]
+
+
+def test_from_json_renders_an_earlier_run(record: dict, workdir: Path, tmp_path: Path) -> None:
+    from benchmarks.__main__ import main
+
+    assert main(["--from-json", str(workdir / "results.json"), "--out", str(tmp_path)]) == 0
+    assert "| django-locmem |" not in (tmp_path / "results.md").read_text()  # titles, not ids
+    assert "| Django cache (locmem) | set_many | 1 |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "backend_layer.png").exists()
