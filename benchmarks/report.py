@@ -263,36 +263,46 @@ def end_to_end_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
     titles = _titles(record, detailed)
     load = record["settings"].get("end_to_end", {})
     generator = load.get("load_generator_used", {}).get("name", "?")
+    # The fast-path and whole-response columns and notes only when those were measured.
+    with_whole = any(row.get("ratio_to_whole") for row in rows)
+    caption = (
+        f"gunicorn, {load.get('workers')} sync workers; {generator}, "
+        f"{load.get('connections')} connections, {load.get('repeats')} x "
+        f"{load.get('duration')} s per configuration. requests/s: median ± half IQR; "
+        "latency: median over repeats."
+    )
+    if with_whole:
+        caption += (
+            " fast: rendered JSON per instance, count and keys from the database; "
+            "fast+lists: those list queries cached too. x whole: requests/s over whole "
+            "responses cached by drf-extensions (same round)."
+        )
     grids = []
     for endpoint in dict.fromkeys(row["endpoint"] for row in rows):
         selected = [row for row in rows if row["endpoint"] == endpoint]
         description = selected[0]["description"].replace(
-            "/api/plain/", "/api/[plain/|fast-live/|fast/|whole/]"
+            "/api/plain/",
+            "/api/[plain/|fast-live/|fast/|whole/]" if with_whole else "/api/[plain/]",
         )
+        columns = ["Backend", "requests/s", "p50", "p95", "p99", "x plain DRF"]
         grid = Grid(
             f"End to end, {endpoint}: {description}",
-            ["Backend", "requests/s", "p50", "p95", "p99", "x plain DRF", "x whole", "errors"],
-            caption=f"gunicorn, {load.get('workers')} sync workers; {generator}, "
-            f"{load.get('connections')} connections, {load.get('repeats')} x "
-            f"{load.get('duration')} s per configuration. requests/s: median ± half IQR; "
-            "latency: median over repeats. fast: rendered JSON per instance, count and "
-            "keys from the database; fast+lists: those list queries cached too. x whole: "
-            "requests/s over whole responses cached by drf-extensions (same round).",
+            [*columns, "x whole", "errors"] if with_whole else [*columns, "errors"],
+            caption=caption,
         )
         for row in selected:
             latency = row["latency_s"]
-            grid.rows.append(
-                [
-                    _label(row["backend"], titles),
-                    throughput_text(row["requests_per_s"]),
-                    seconds(latency["p50"]),
-                    seconds(latency["p95"]),
-                    seconds(latency["p99"]),
-                    "1" if row["backend"] == "plain" else ratio_text(row["ratio_to_plain"]),
-                    ratio_text(row.get("ratio_to_whole")),
-                    str(row["errors"]),
-                ]
-            )
+            cells = [
+                _label(row["backend"], titles),
+                throughput_text(row["requests_per_s"]),
+                seconds(latency["p50"]),
+                seconds(latency["p95"]),
+                seconds(latency["p99"]),
+                "1" if row["backend"] == "plain" else ratio_text(row["ratio_to_plain"]),
+            ]
+            if with_whole:
+                cells.append(ratio_text(row.get("ratio_to_whole")))
+            grid.rows.append([*cells, str(row["errors"])])
         grids.append(grid)
     return grids
 
