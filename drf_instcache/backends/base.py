@@ -37,6 +37,9 @@ DEFAULT_TIMEOUT = 3600.0
 
 DEFAULT_KEY_PREFIX = "instcache"
 
+_SERVER_KEY_MEMO_SIZE = 50_000
+"""Server-key mappings a backend remembers before starting afresh."""
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -136,6 +139,7 @@ class BaseBackend:
         if max_value_size is not None and max_value_size <= 0:
             raise ValueError(f"max_value_size must be positive, not {max_value_size!r}")
         self.options: dict[str, Any] = dict(options or {})
+        self._server_key_memo: dict[str, str] = {}
         self._refuse_unknown_options()
         if max_value_size is None:
             max_value_size = self.number_option(
@@ -182,8 +186,23 @@ class BaseBackend:
         return prefixed(self.key_prefix, key)
 
     def server_keys(self, keys: Sequence[str]) -> dict[str, str]:
-        """Map server keys back to the caller's keys, in the caller's order."""
-        return {self.server_key(key): key for key in keys}
+        """Map server keys back to the caller's keys, in the caller's order.
+
+        Hot keys are mapped on every read of a list, and the safe-key rule costs about
+        half a microsecond a key, so recent mappings are remembered (a bounded dict,
+        emptied when full; the mapping is a pure function, so a stale entry is
+        impossible).
+        """
+        memo = self._server_key_memo
+        if len(memo) > _SERVER_KEY_MEMO_SIZE:
+            memo.clear()
+        mapping: dict[str, str] = {}
+        for key in keys:
+            server_key = memo.get(key)
+            if server_key is None:
+                server_key = memo[key] = self.server_key(key)
+            mapping[server_key] = key
+        return mapping
 
     @property
     def namespace_pattern(self) -> str:
