@@ -51,10 +51,10 @@ def _memory_bytes() -> int | None:
     return None
 
 
-def _git_commit(repo: Path) -> str | None:
+def _git(repo: Path, *args: str) -> str | None:
     try:
         result = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            ["git", "-C", str(repo), *args],
             capture_output=True,
             text=True,
             timeout=5,
@@ -62,7 +62,18 @@ def _git_commit(repo: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return result.stdout.strip() or None
+    return result.stdout if result.returncode == 0 else None
+
+
+def git_state(repo: Path) -> dict[str, Any]:
+    """The commit measured, and the files changed on top of it (uncommitted work)."""
+    commit = _git(repo, "rev-parse", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    changed = [line[3:] for line in (status or "").splitlines() if line.strip()]
+    return {
+        "git_commit": commit.strip() if commit else None,
+        "git_uncommitted_changes": changed,
+    }
 
 
 def versions() -> dict[str, str | None]:
@@ -94,6 +105,6 @@ def describe(repo: Path) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
         "python_implementation": platform.python_implementation(),
-        "git_commit": _git_commit(repo),
+        **git_state(repo),
         "load_average": load_average(),
     }

@@ -406,6 +406,8 @@ def markdown_report(record: dict[str, Any]) -> str:
         f"Machine: {machine.get('cpu_model')}, {machine.get('cpu_count')} CPUs, "
         f"{machine.get('platform')}; Python {versions.get('python')}, "
         f"Django {versions.get('Django')}, DRF {versions.get('djangorestframework')}.",
+        f"Commit {(machine.get('git_commit') or '?')[:12]}"
+        f"{' with uncommitted changes' if machine.get('git_uncommitted_changes') else ''}.",
         f"Database: {database.get('vendor')} {database.get('server_version')}, "
         f"{database.get('questions')} questions. Values: "
         f"{(record['dataset'] or {}).get('source')}, "
