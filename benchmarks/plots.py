@@ -33,7 +33,7 @@ def _colors(names: Sequence[str]) -> dict[str, Any]:
     palette = plt.get_cmap("tab10")
     bases = [base_backend(name) for name in names]
     order = [*ALL_BACKENDS, *(name for name in dict.fromkeys(bases) if name not in ALL_BACKENDS)]
-    colors = {name: palette(index % 10) for index, name in enumerate(order)}
+    colors: dict[str, Any] = {name: palette(index % 10) for index, name in enumerate(order)}
     colors.update({name: colors[base_backend(name)] for name in names})
     colors["plain"] = "gray"
     return colors

@@ -134,7 +134,7 @@ def django_raw(alias: str, timeout: float) -> RawClient:
     cache = caches[alias]
 
     def set_many(items: Mapping[str, bytes]) -> None:
-        cache.set_many(items, timeout=timeout)
+        cache.set_many(items, timeout=timeout)  # type: ignore[arg-type]  # any Mapping works
 
     return RawClient(
         get_many=cache.get_many,

@@ -95,14 +95,12 @@ ROOT_URLCONF = "benchmarks.urls"
 # /api/fast/ caches its lists' count and key queries; /api/fast-live/ opts out.
 DRF_INSTCACHE_CACHE_LIST_QUERIES = True
 
-DRF_INSTCACHE_BACKEND: str | dict[str, str] = os.environ.get(
-    "DRF_INSTCACHE_BENCH_BACKEND", "locmem://bench"
+_bench_backend = os.environ.get("DRF_INSTCACHE_BENCH_BACKEND", "locmem://bench")
+_bench_prefix = os.environ.get("DRF_INSTCACHE_BENCH_PREFIX")
+# A URL or a dict, both valid; example.settings only ever sets a URL.
+DRF_INSTCACHE_BACKEND = (  # type: ignore[assignment]
+    {"BACKEND": _bench_backend, "KEY_PREFIX": _bench_prefix} if _bench_prefix else _bench_backend
 )
-if os.environ.get("DRF_INSTCACHE_BENCH_PREFIX"):
-    DRF_INSTCACHE_BACKEND = {
-        "BACKEND": DRF_INSTCACHE_BACKEND,
-        "KEY_PREFIX": os.environ["DRF_INSTCACHE_BENCH_PREFIX"],
-    }
 DRF_INSTCACHE_CODEC = os.environ.get("DRF_INSTCACHE_BENCH_CODEC", "json")
 
 LOGGING = {
