@@ -97,10 +97,11 @@ DRF_INSTCACHE_CACHE_LIST_QUERIES = True
 
 _bench_backend = os.environ.get("DRF_INSTCACHE_BENCH_BACKEND", "locmem://bench")
 _bench_prefix = os.environ.get("DRF_INSTCACHE_BENCH_PREFIX")
-# A URL or a dict, both valid; example.settings only ever sets a URL.
-DRF_INSTCACHE_BACKEND = (  # type: ignore[assignment]
+_bench_setting: str | dict[str, str] = (
     {"BACKEND": _bench_backend, "KEY_PREFIX": _bench_prefix} if _bench_prefix else _bench_backend
 )
+# A URL or a dict, both valid; example.settings only ever sets a URL.
+DRF_INSTCACHE_BACKEND = _bench_setting  # type: ignore[assignment]
 DRF_INSTCACHE_CODEC = os.environ.get("DRF_INSTCACHE_BENCH_CODEC", "json")
 
 LOGGING = {
