@@ -100,9 +100,25 @@ class LeasingBackend(Backend, Protocol):
         ...
 
 
+_LEASE_METHODS = ("add_many", "compare_and_set_many")
+_leasing_types: dict[type, bool] = {}
+
+
 def supports_leases(backend: object) -> bool:
-    """Whether ``backend`` offers the :class:`LeasingBackend` conditional writes."""
-    return isinstance(backend, LeasingBackend)
+    """Whether ``backend`` offers the :class:`LeasingBackend` conditional writes.
+
+    Decided by the backend's class (it must define both methods), and remembered per
+    class: an ``isinstance`` check against a runtime protocol costs ~15 us, paid on
+    every read otherwise. Wrappers that forward attributes (the circuit breaker) pick a
+    leasing or a plain class at construction, so the class always tells.
+    """
+    kind = type(backend)
+    answer = _leasing_types.get(kind)
+    if answer is None:
+        answer = _leasing_types[kind] = all(
+            callable(getattr(kind, name, None)) for name in _LEASE_METHODS
+        )
+    return answer
 
 
 class BaseBackend:
