@@ -311,8 +311,7 @@ class RedisBackend(BaseBackend):
             self.delete_many(list(items))
             return
         fitting, too_large = self.split_oversized(items)
-        # Redis counts milliseconds; round up so a short lifetime never becomes zero.
-        milliseconds = None if lifetime is None else max(1, math.ceil(lifetime * 1000))
+        milliseconds = self._milliseconds(lifetime)
         if fitting:
             with self.translate_errors("set_many"):
                 pipeline = self.client.pipeline(transaction=False)
