@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
@@ -283,6 +283,38 @@ class BaseBackend:
             {key: new for key, (_expected, new) in items.items()}
         )
         return {key: (bytes(items[key][0]), bytes(new)) for key, new in fitting.items()}, too_large
+
+    # -- conditional writes -----------------------------------------------------------
+    def conditional_write(
+        self,
+        operation: str,
+        items: Mapping[str, Any],
+        timeout: float | None,
+        write: Callable[[dict[str, Any], float | None], list[str]],
+        *,
+        swaps: bool = False,
+    ) -> list[str]:
+        """The frame ``add_many`` and ``compare_and_set_many`` share on every adapter.
+
+        Checks the values, keeps back the oversized ones, resolves the lifetime, and calls
+        ``write(fitting, lifetime)`` (inside the error translation) only when something
+        fits and the lifetime is not already over; then raises
+        :class:`~drf_instcache.exceptions.ValueTooLarge` for the kept-back items. With
+        ``swaps`` the items are ``(expected, new)`` pairs. Returns the keys ``write``
+        stored.
+        """
+        if not items:
+            return []
+        split = self.split_oversized_swaps if swaps else self.split_oversized
+        fitting, too_large = split(items)
+        lifetime = self.resolve_timeout(timeout)
+        stored: list[str] = []
+        if fitting and (lifetime is None or lifetime > 0):
+            with self.translate_errors(operation):
+                stored = write(fitting, lifetime)
+        if too_large:
+            raise too_large
+        return stored
 
     # -- errors -----------------------------------------------------------------------
     @contextlib.contextmanager

@@ -220,51 +220,42 @@ class DiskBackend(BaseBackend):
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """diskcache's ``add`` for every item, in one write transaction per shard."""
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized(items)
-        absent = {key: (None, value) for key, value in fitting.items()}
-        stored = self._write_where(absent, timeout, "add_many")
-        if too_large:
-            raise too_large
-        return stored
+        return self.conditional_write(
+            "add_many",
+            items,
+            timeout,
+            lambda fitting, lifetime: self._write_where(
+                {key: (None, value) for key, value in fitting.items()}, lifetime
+            ),
+        )
 
     def compare_and_set_many(
         self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
     ) -> list[str]:
         """Read, compare and write inside one write transaction per shard: SQLite's write
         lock keeps every other process and thread out between the read and the write."""
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized_swaps(items)
-        stored = self._write_where(dict(fitting), timeout, "compare_and_set_many")
-        if too_large:
-            raise too_large
-        return stored
+        return self.conditional_write(
+            "compare_and_set_many", items, timeout, self._write_where, swaps=True
+        )
 
     def _write_where(
         self,
         items: Mapping[str, tuple[bytes | None, bytes]],
-        timeout: float | None,
-        operation: str,
+        lifetime: float | None,
     ) -> list[str]:
         """Store ``new`` where the live value is ``expected`` (None: no live value)."""
-        lifetime = self.resolve_timeout(timeout)
-        if not items or (lifetime is not None and lifetime <= 0):
-            return []
         by_server_key = {self.server_key(key): key for key in items}
         stored: list[str] = []
-        with self.translate_errors(operation):
-            for cache, batch in self._by_shard(list(by_server_key)).items():
-                with cache.transact():
-                    for server_key in batch:
-                        key = by_server_key[server_key]
-                        expected, new = items[key]
-                        current = cache.get(server_key)
-                        if current != expected:
-                            continue
-                        cache.set(server_key, bytes(new), expire=lifetime, tag=self.key_prefix)
-                        stored.append(key)
+        for cache, batch in self._by_shard(list(by_server_key)).items():
+            with cache.transact():
+                for server_key in batch:
+                    key = by_server_key[server_key]
+                    expected, new = items[key]
+                    current = cache.get(server_key)
+                    if current != expected:
+                        continue
+                    cache.set(server_key, bytes(new), expire=lifetime, tag=self.key_prefix)
+                    stored.append(key)
         return stored
 
     def delete_many(self, keys: Sequence[str]) -> None:

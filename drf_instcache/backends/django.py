@@ -218,21 +218,17 @@ class DjangoCacheBackend(BaseBackend):
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """The alias's ``add`` for each item (Django has no bulk add): one call per key."""
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized(items)
-        lifetime = self.resolve_timeout(timeout)
-        stored: list[str] = []
-        if fitting and (lifetime is None or lifetime > 0):
+
+        def add(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
             django_timeout = None if lifetime is None else self.whole_seconds(lifetime)
             cache = self.cache
-            with self.translate_errors("add_many"):
-                for key, value in fitting.items():
-                    if cache.add(self.server_key(key), bytes(value), timeout=django_timeout):
-                        stored.append(key)
-        if too_large:
-            raise too_large
-        return stored
+            return [
+                key
+                for key, value in fitting.items()
+                if cache.add(self.server_key(key), bytes(value), timeout=django_timeout)
+            ]
+
+        return self.conditional_write("add_many", items, timeout, add)
 
     def compare_and_set_many(
         self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
@@ -243,25 +239,18 @@ class DjangoCacheBackend(BaseBackend):
         ``get_many`` and the matching ones written with ``set``, so a write landing
         between the two can be overwritten (a narrower window than no check at all).
         """
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized_swaps(items)
-        lifetime = self.resolve_timeout(timeout)
-        stored: list[str] = []
-        if fitting and (lifetime is None or lifetime > 0):
+
+        def swap(fitting: dict[str, tuple[bytes, bytes]], lifetime: float | None) -> list[str]:
             django_timeout = None if lifetime is None else self.whole_seconds(lifetime)
             swaps = {self.server_key(key): (key, pair) for key, pair in fitting.items()}
             cache = self.cache
-            with self.translate_errors("compare_and_set_many"):
-                if isinstance(cache, LocMemCache):
-                    stored = _swap_locmem(cache, swaps, django_timeout)
-                elif isinstance(cache, RedisCache):
-                    stored = _swap_redis(cache, swaps, django_timeout)
-                else:
-                    stored = _swap_best_effort(cache, swaps, django_timeout)
-        if too_large:
-            raise too_large
-        return stored
+            if isinstance(cache, LocMemCache):
+                return _swap_locmem(cache, swaps, django_timeout)
+            if isinstance(cache, RedisCache):
+                return _swap_redis(cache, swaps, django_timeout)
+            return _swap_best_effort(cache, swaps, django_timeout)
+
+        return self.conditional_write("compare_and_set_many", items, timeout, swap, swaps=True)
 
     def delete_many(self, keys: Sequence[str]) -> None:
         if not keys:

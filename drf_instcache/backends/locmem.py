@@ -68,33 +68,27 @@ class LocMemBackend(BaseBackend):
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """Store the items whose keys are absent or expired, atomically under the lock."""
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized(items)
-        stored = self._store_where({key: (None, value) for key, value in fitting.items()}, timeout)
-        if too_large:
-            raise too_large
-        return stored
+        return self.conditional_write(
+            "add_many",
+            items,
+            timeout,
+            lambda fitting, lifetime: self._store_where(
+                {key: (None, value) for key, value in fitting.items()}, lifetime
+            ),
+        )
 
     def compare_and_set_many(
         self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
     ) -> list[str]:
         """Store ``new`` where the key holds exactly ``expected``, atomically under the lock."""
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized_swaps(items)
-        stored = self._store_where(dict(fitting), timeout)
-        if too_large:
-            raise too_large
-        return stored
+        return self.conditional_write(
+            "compare_and_set_many", items, timeout, self._store_where, swaps=True
+        )
 
     def _store_where(
-        self, items: Mapping[str, tuple[bytes | None, bytes]], timeout: float | None
+        self, items: Mapping[str, tuple[bytes | None, bytes]], lifetime: float | None
     ) -> list[str]:
         """Store ``new`` where the key's live value is ``expected`` (None: no value)."""
-        lifetime = self.resolve_timeout(timeout)
-        if not items or (lifetime is not None and lifetime <= 0):
-            return []
         now = time.monotonic()
         expires = None if lifetime is None else now + lifetime
         stored: list[str] = []

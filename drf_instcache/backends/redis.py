@@ -323,22 +323,16 @@ class RedisBackend(BaseBackend):
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """``SET key value NX PX ms`` for every item, in one pipeline."""
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized(items)
-        lifetime = self.resolve_timeout(timeout)
-        stored: list[str] = []
-        if fitting and (lifetime is None or lifetime > 0):
+
+        def add(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
             milliseconds = self._milliseconds(lifetime)
-            with self.translate_errors("add_many"):
-                pipeline = self.client.pipeline(transaction=False)
-                for key, value in fitting.items():
-                    pipeline.set(self.server_key(key), value, px=milliseconds, nx=True)
-                replies = pipeline.execute()
-            stored = [key for key, reply in zip(fitting, replies, strict=True) if reply]
-        if too_large:
-            raise too_large
-        return stored
+            pipeline = self.client.pipeline(transaction=False)
+            for key, value in fitting.items():
+                pipeline.set(self.server_key(key), value, px=milliseconds, nx=True)
+            replies = pipeline.execute()
+            return [key for key, reply in zip(fitting, replies, strict=True) if reply]
+
+        return self.conditional_write("add_many", items, timeout, add)
 
     def compare_and_set_many(
         self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
@@ -348,30 +342,26 @@ class RedisBackend(BaseBackend):
         A script runs atomically on the server, so nothing can write the key between
         the comparison and the SET.
         """
-        if not items:
-            return []
-        fitting, too_large = self.split_oversized_swaps(items)
-        lifetime = self.resolve_timeout(timeout)
-        stored: list[str] = []
-        if fitting and (lifetime is None or lifetime > 0):
+
+        def swap(fitting: dict[str, tuple[bytes, bytes]], lifetime: float | None) -> list[str]:
             milliseconds = self._milliseconds(lifetime)
             expiry = b"" if milliseconds is None else str(milliseconds).encode("ascii")
             calls = {self.server_key(key): key for key in fitting}
-            with self.translate_errors("compare_and_set_many"):
-                for node_client, server_keys in self._clients_for(list(calls)).items():
-                    pipeline = node_client.pipeline(transaction=False)
-                    for server_key in server_keys:
-                        expected, new = fitting[calls[server_key]]
-                        pipeline.eval(COMPARE_AND_SET_SCRIPT, 1, server_key, expected, new, expiry)
-                    replies = pipeline.execute()
-                    stored += [
-                        calls[server_key]
-                        for server_key, reply in zip(server_keys, replies, strict=True)
-                        if reply == 1
-                    ]
-        if too_large:
-            raise too_large
-        return stored
+            stored: list[str] = []
+            for node_client, server_keys in self._clients_for(list(calls)).items():
+                pipeline = node_client.pipeline(transaction=False)
+                for server_key in server_keys:
+                    expected, new = fitting[calls[server_key]]
+                    pipeline.eval(COMPARE_AND_SET_SCRIPT, 1, server_key, expected, new, expiry)
+                replies = pipeline.execute()
+                stored += [
+                    calls[server_key]
+                    for server_key, reply in zip(server_keys, replies, strict=True)
+                    if reply == 1
+                ]
+            return stored
+
+        return self.conditional_write("compare_and_set_many", items, timeout, swap, swaps=True)
 
     @staticmethod
     def _milliseconds(lifetime: float | None) -> int | None:
