@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from itertools import repeat
+from operator import itemgetter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +73,10 @@ class RenderedPlan:
         cls = self.serializer_class
         self.identity = f"{cls.__module__}.{cls.__qualname__}"
         self.base = f"{KEY_NAMESPACE}:{self.version}:{self.identity}:{self.model._meta.label_lower}"
+        self.prefix = self.base + ":"
         self.stamp = b"R" + self.analysis.fingerprint.encode() + b":"
+        self.cut_stamp = itemgetter(slice(len(self.stamp), None))
+        """``value -> value[len(stamp):]`` as one C call (a page applies it 100 times)."""
         self.varies = self.analysis.hyperlinked or self.keyed
         self.variants = (
             VariantIndex(self.base + (":keyed" if self.keyed else "")) if (self.varies) else None
@@ -84,7 +89,7 @@ class RenderedPlan:
     def key(self, pk: str, token: str | None = None) -> str:
         """The key of one entry (``token``: the variant's, for plans that vary)."""
         if token is None:
-            return f"{self.base}:{pk}"
+            return self.prefix + pk
         return f"{self.base}@{token}:{pk}"
 
     def payload(self, raw: bytes) -> memoryview | None:
@@ -289,7 +294,7 @@ def _read(
     plan: RenderedPlan, backend: Backend, ids: list[str], variant: str, token: str | None
 ) -> tuple[dict[str, str], dict[str, bytes]]:
     """One ``get_many`` of the entries (and, for varying plans, the variant index)."""
-    keys = {plan.key(pk, token): pk for pk in ids}
+    keys = _keys_of(plan, ids, token)
     if plan.variants is None or token is None:
         return keys, backend.get_many(list(keys))
     index_key = plan.variants.key
@@ -300,8 +305,14 @@ def _read(
     token = plan.variants.token(backend, variant)
     if token is None:
         return {plan.key(pk): pk for pk in ids}, {}
-    keys = {plan.key(pk, token): pk for pk in ids}
+    keys = _keys_of(plan, ids, token)
     return keys, backend.get_many(list(keys))
+
+
+def _keys_of(plan: RenderedPlan, ids: list[str], token: str | None) -> dict[str, str]:
+    """``{key: pk}`` for every id, in order (built in one pass: a list reads 100 of them)."""
+    prefix = plan.prefix if token is None else f"{plan.base}@{token}:"
+    return dict(zip([prefix + pk for pk in ids], ids))
 
 
 class _Fill:
@@ -314,6 +325,33 @@ class _Fill:
         self.keys: dict[str, str] = keys  # key -> pk
 
     def run(self, raw_values: Mapping[str, bytes], render: Render) -> dict[str, Any]:
+        found = self._all_hits(raw_values)
+        if found is not None:
+            return found
+        return self._sort_and_fill(raw_values, render)
+
+    def _all_hits(self, raw_values: Mapping[str, bytes]) -> dict[str, Any] | None:
+        """Every entry present and ours (the common case), checked in one pass; else None.
+
+        A warm page of 100 is read on every request, so this avoids the per-key branching
+        of :meth:`_sort_and_fill`, which handles misses, leases and foreign bytes.
+        """
+        stamp = self.plan.stamp
+        values = list(map(raw_values.get, self.keys))
+        if None in values:
+            return None
+        try:  # map() over C methods: no Python-level loop per entry
+            ours = all(map(bytes.startswith, values, repeat(stamp))) and all(  # type: ignore[arg-type]
+                map(bytes.endswith, values, repeat(b"}"))  # type: ignore[arg-type]
+            )
+        except TypeError:  # not bytes: let the careful pass sort it out
+            return None
+        if not ours:
+            return None
+        stats.incr("hits", len(values), model=self.plan.model_name)
+        return dict(zip(self.keys.values(), map(self.plan.cut_stamp, values)))
+
+    def _sort_and_fill(self, raw_values: Mapping[str, bytes], render: Render) -> dict[str, Any]:
         plan, core, backend = self.plan, self.core, self.backend
         found: dict[str, Any] = {}
         empty: list[str] = []
