@@ -110,7 +110,7 @@ def describe(queryset: QuerySet) -> ListQuery | None:
             (queryset.db, timezone.get_current_timezone_name(), queryset.query),
             protocol=pickle.HIGHEST_PROTOCOL,
         )
-    except Exception:  # noqa: BLE001 -- unpicklable values in the query: just compile
+    except Exception:  # unpicklable values in the query: just compile
         return _describe(queryset)
     memo = _descriptions
     if state in memo:

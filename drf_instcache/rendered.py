@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from itertools import repeat
-from operator import itemgetter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from django.db.models import Model
@@ -312,7 +312,7 @@ def _read(
 def _keys_of(plan: RenderedPlan, ids: list[str], token: str | None) -> dict[str, str]:
     """``{key: pk}`` for every id, in order (built in one pass: a list reads 100 of them)."""
     prefix = plan.prefix if token is None else f"{plan.base}@{token}:"
-    return dict(zip([prefix + pk for pk in ids], ids))
+    return dict(zip([prefix + pk for pk in ids], ids, strict=True))
 
 
 class _Fill:
@@ -349,7 +349,7 @@ class _Fill:
         if not ours:
             return None
         stats.incr("hits", len(values), model=self.plan.model_name)
-        return dict(zip(self.keys.values(), map(self.plan.cut_stamp, values)))
+        return dict(zip(self.keys.values(), map(self.plan.cut_stamp, values), strict=True))
 
     def _sort_and_fill(self, raw_values: Mapping[str, bytes], render: Render) -> dict[str, Any]:
         plan, core, backend = self.plan, self.core, self.backend
