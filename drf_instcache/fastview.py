@@ -13,9 +13,13 @@ with the cached bytes joined into it (:mod:`drf_instcache.fastjson`); other rend
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.paginator import Page
+from django.core.paginator import Paginator as DjangoPaginator
 from django.db.models import QuerySet
 from django.http import Http404
 from rest_framework.pagination import (
@@ -110,13 +114,11 @@ def _caches_list_queries(view: Any) -> bool:
 
 def _keys(view: Any, queryset: QuerySet, backend: Any) -> Any:
     """The page's key query: a queryset, or its cached results (list query caching)."""
-    keys = queryset.values_list("pk", flat=True)
-    if backend is None or not _caches_list_queries(view):
-        return keys
-    description = listqueries.describe(keys)
-    if description is None:
-        return keys
-    return listqueries.CachedKeys(keys, description, backend)
+    if backend is not None and _caches_list_queries(view):
+        description = listqueries.describe(queryset)
+        if description is not None:
+            return listqueries.CachedKeys(queryset, description, backend)
+    return queryset.values_list("pk", flat=True)
 
 
 def _expected_window(paginator: Any, request: Any) -> tuple[int, int] | None:
@@ -140,6 +142,31 @@ def _expected_window(paginator: Any, request: Any) -> tuple[int, int] | None:
     return None
 
 
+class _ListedPage(Page):
+    """A Django page iterated as the list it holds.
+
+    DRF's page-number paginator returns ``list(page)``; Django's ``Page`` would fetch
+    the rows one index at a time, a Python call per key (100 on a full page).
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        if not isinstance(self.object_list, list):
+            self.object_list = list(self.object_list)
+        return iter(self.object_list)
+
+
+@functools.cache
+def _listing(paginator_class: type[DjangoPaginator]) -> type[DjangoPaginator]:
+    """``paginator_class`` making :class:`_ListedPage` pages (unless it makes its own)."""
+    if paginator_class._get_page is not DjangoPaginator._get_page:
+        return paginator_class
+    return type(
+        paginator_class.__name__,
+        (paginator_class,),
+        {"_get_page": lambda self, *args, **kwargs: _ListedPage(*args, **kwargs)},
+    )
+
+
 def _page_pks(view: Any, queryset: QuerySet, backend: Any = None) -> tuple[list[Any], bool]:
     """The primary keys of the page the request asks for (all of them, unpaginated), and
     whether the view paginated them."""
@@ -156,6 +183,8 @@ def _page_pks(view: Any, queryset: QuerySet, backend: Any = None) -> tuple[list[
     keys = _keys(view, queryset, backend)
     cached = isinstance(keys, listqueries.CachedKeys)
     rows = None
+    if isinstance(paginator, PageNumberPagination):  # this view's own instance
+        paginator.django_paginator_class = _listing(paginator.django_paginator_class)
     if paginator is not None:
         if cached:
             keys.prefetch(count=True, window=_expected_window(paginator, view.request))

@@ -46,6 +46,7 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.base import Backend, supports_leases
@@ -107,7 +108,7 @@ def describe(queryset: QuerySet) -> ListQuery | None:
     """
     try:
         state = pickle.dumps(
-            (queryset.db, timezone.get_current_timezone_name(), queryset.query),
+            (queryset.db, timezone.get_current_timezone(), queryset.query),
             protocol=pickle.HIGHEST_PROTOCOL,
         )
     except Exception:  # unpicklable values in the query: just compile
@@ -176,8 +177,10 @@ _STALE: Any = object()
 class CachedKeys:
     """A list's primary keys as a paginator sees them: ``count()``, slices, iteration.
 
-    Answers come from the cache while the tables are unchanged, else from the wrapped
-    ``values_list("pk", flat=True)`` queryset (and are stored by :meth:`flush`).
+    Answers come from the cache while the tables are unchanged, else from the list's
+    queryset, asked only for primary keys (and are stored by :meth:`flush`). The
+    ``values_list("pk")`` clone is made only when the database is asked: a warm page
+    never needs it.
     :meth:`prefetch` reads the generations and the results the caller expects to need
     with one ``get_many``, so a warm page costs one cache read and no query.
     """
@@ -191,6 +194,11 @@ class CachedKeys:
         self._found: dict[str, Any] = {}
         self._pending: dict[str, bytes] = {}
         self._count: int | None = None
+
+    @cached_property
+    def keys(self) -> QuerySet:
+        """The list's primary keys, in its order, as a queryset."""
+        return self.queryset.values_list("pk", flat=True)
 
     # -- what paginators use ----------------------------------------------------------
     @property
@@ -208,10 +216,10 @@ class CachedKeys:
 
     def __getitem__(self, index: Any) -> Any:
         if not isinstance(index, slice) or index.step is not None:
-            return self.queryset[index]
+            return self.keys[index]
         start, stop = index.start or 0, index.stop
         if start < 0 or (stop is not None and stop < 0):
-            return list(self.queryset[index])
+            return list(self.keys[index])
         window = (start, stop)
         # Django's paginator cuts the last page at the count: same rows as the window
         # the request asked for, so the same cached result.
@@ -225,13 +233,13 @@ class CachedKeys:
         ):
             window = self.window
         part = f"keys:{window[0]}:{'' if window[1] is None else window[1]}"
-        return self._answer(part, lambda: list(self.queryset[index]))
+        return self._answer(part, lambda: list(self.keys[index]))
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._answer("all", lambda: list(self.queryset)))
+        return iter(self._answer("all", lambda: list(self.keys)))
 
     def __len__(self) -> int:
-        return len(self._answer("all", lambda: list(self.queryset)))
+        return len(self._answer("all", lambda: list(self.keys)))
 
     # -- the cache --------------------------------------------------------------------
     def prefetch(

@@ -259,7 +259,7 @@ def fetch(
     One ``get_many`` reads every entry; the misses are rendered with ONE call to
     ``render`` and stored with one write. Rows that no longer exist are absent.
     """
-    ids = list(dict.fromkeys(str(pk) for pk in pks))
+    ids = list(dict.fromkeys(map(str, pks)))
     backend = core.backend
     if not ids:
         return {}

@@ -290,18 +290,36 @@ def reset() -> None:
         backend.close()
 
 
+_MISSING: Any = object()
+_read_values: dict[str, Any] = {}
+"""Settings already read, until ``setting_changed`` says otherwise. Every cached read
+asks for a few of them, and reading one that is not defined costs Django an exception."""
+
+
+def _read(name: str) -> Any:
+    try:
+        return _read_values[name]
+    except KeyError:
+        value = _read_values[name] = getattr(django_settings, name, _MISSING)
+        return value
+
+
 def enabled() -> bool:
     """False when ``USE_DRF_INSTANCE_CACHE = False`` turns caching off entirely."""
-    return bool(getattr(django_settings, "USE_DRF_INSTANCE_CACHE", True))
+    value = _read("USE_DRF_INSTANCE_CACHE")
+    return True if value is _MISSING else bool(value)
 
 
 def get_setting(name: str, default: Any = None) -> Any:
     """Read ``DRF_INSTCACHE_<name>`` from Django settings."""
-    return getattr(django_settings, f"DRF_INSTCACHE_{name}", default)
+    value = _read(f"DRF_INSTCACHE_{name}")
+    return default if value is _MISSING else value
 
 
 @receiver(setting_changed)
 def _on_setting_changed(setting: str, **kwargs: Any) -> None:
-    """Rebuild the backend when a test's ``override_settings`` changes our settings."""
+    """Forget what was read, and rebuild the backend when a test's ``override_settings``
+    changes our settings."""
+    _read_values.pop(setting, None)
     if setting.startswith("DRF_INSTCACHE_") or setting == "USE_DRF_INSTANCE_CACHE":
         reset()

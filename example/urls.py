@@ -32,8 +32,10 @@ fast.register("questions", views.FastQuestionViewSet, basename="fast-question")
 fast.register("choices", views.FastChoiceViewSet, basename="fast-choice")
 fast.register("polls", views.FastPollViewSet, basename="fast-poll")
 
+# The longer prefixes first: Django tries patterns in order, and "api/" would otherwise
+# try each of its routes on every /api/fast/ and /api/plain/ request before failing.
 urlpatterns = [
     path("api/plain/", include(plain.urls)),
-    path("api/", include(cached.urls)),
     path("api/fast/", include(fast.urls)),
+    path("api/", include(cached.urls)),
 ]

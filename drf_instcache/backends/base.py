@@ -212,13 +212,14 @@ class BaseBackend:
         memo = self._server_key_memo
         if len(memo) > _SERVER_KEY_MEMO_SIZE:
             memo.clear()
-        mapping: dict[str, str] = {}
-        for key in keys:
-            server_key = memo.get(key)
-            if server_key is None:
-                server_key = memo[key] = self.server_key(key)
-            mapping[server_key] = key
-        return mapping
+        server_keys = list(map(memo.get, keys))
+        if None in server_keys:
+            server_key = self.server_key
+            server_keys = [
+                known if known is not None else memo.setdefault(key, server_key(key))
+                for key, known in zip(keys, server_keys, strict=True)
+            ]
+        return dict(zip(server_keys, keys, strict=True))
 
     @property
     def namespace_pattern(self) -> str:
