@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -167,9 +168,23 @@ def _listing(paginator_class: type[DjangoPaginator]) -> type[DjangoPaginator]:
     )
 
 
-def _page_pks(view: Any, queryset: QuerySet, backend: Any = None) -> tuple[list[Any], bool]:
-    """The primary keys of the page the request asks for (all of them, unpaginated), and
-    whether the view paginated them."""
+@dataclass
+class _Listing:
+    """The page a list request shows: its keys, and what was read of their entries."""
+
+    pks: list[Any]
+    paginated: bool
+    preread: rendered.Preread | None = None
+
+
+def _page_pks(
+    view: Any,
+    queryset: QuerySet,
+    backend: Any = None,
+    plan: rendered.RenderedPlan | None = None,
+) -> _Listing:
+    """The primary keys of the page the request asks for (all of them, unpaginated),
+    whether the view paginated them, and the entries read ahead with cached lists."""
     paginator = view.paginator
     if isinstance(paginator, CursorPagination):
         # The cursor reads its ordering field from each row: keep it in the rows.
@@ -178,25 +193,42 @@ def _page_pks(view: Any, queryset: QuerySet, backend: Any = None) -> tuple[list[
             queryset.values("pk", *{field.lstrip("-") for field in ordering})
         )
         if rows is None:
-            return list(queryset.values_list("pk", flat=True)), False
-        return [row["pk"] for row in rows], True
+            return _Listing(list(queryset.values_list("pk", flat=True)), False)
+        return _Listing([row["pk"] for row in rows], True)
     keys = _keys(view, queryset, backend)
     cached = isinstance(keys, listqueries.CachedKeys)
     rows = None
+    preread = None
     if isinstance(paginator, PageNumberPagination):  # this view's own instance
         paginator.django_paginator_class = _listing(paginator.django_paginator_class)
     if paginator is not None:
         if cached:
-            keys.prefetch(count=True, window=_expected_window(paginator, view.request))
+            window = _expected_window(paginator, view.request)
+            preread = _read_ahead(keys, plan, count=True, window=window)
         rows = view.paginate_queryset(keys)
     paginated = rows is not None
     if rows is None:  # not paginated (or page size 0): every key
         if cached:
-            keys.prefetch(everything=True)
+            preread = _read_ahead(keys, plan, everything=True)
         rows = list(keys)
     if cached:
         keys.flush()
-    return list(rows), paginated
+    return _Listing(list(rows), paginated, preread)
+
+
+def _read_ahead(
+    keys: listqueries.CachedKeys,
+    plan: rendered.RenderedPlan | None,
+    window: tuple[int, int] | None = None,
+    **needs: Any,
+) -> rendered.Preread:
+    """Read the list's cached results and, in the same round trip, the entries of the
+    page this process last saw for them: when the tables have not changed since, that
+    page is the answer, and a warm list costs one round trip instead of two."""
+    guessed = keys.guess_rows(window, needs.get("everything", False))
+    also = rendered.speculative_keys(plan, guessed) if plan is not None and guessed else []
+    found = keys.prefetch(window=window, also=also, **needs)
+    return rendered.Preread(frozenset(also), found)
 
 
 def list_response(view: Any, request: Any) -> Response:
@@ -204,16 +236,24 @@ def list_response(view: Any, request: Any) -> Response:
     list query cache), bodies from the rendered entries."""
     plan = plan_of(view)
     core = view.get_cache()
+    backend = core.backend
     queryset = filtered_queryset(view)
     if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
         queryset = queryset.prefetch_related(None)
-    pks, paginated = _page_pks(view, queryset, core.backend)
-    found = _fetch(view, plan, pks, core=core)
-    chunks = [found[key] for key in map(str, pks) if key in found]
+    listing = _page_pks(view, queryset, backend, plan)
+    found = rendered.fetch(
+        core,
+        plan,
+        listing.pks,
+        variant_of(view, request, plan),
+        _renderer(view, plan),
+        listing.preread,
+    )
+    chunks = [found[key] for key in map(str, listing.pks) if key in found]
     items: Any = (
         RenderedItems(chunks) if splices(request.accepted_renderer) else list(map(decode, chunks))
     )
-    if paginated:
+    if listing.paginated:
         return view.get_paginated_response(items)
     return Response(items)
 

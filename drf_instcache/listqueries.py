@@ -35,7 +35,7 @@ import logging
 import pickle
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +173,22 @@ def _decode(raw: bytes | None, tokens: list[str]) -> Any:
 
 _STALE: Any = object()
 
+_RECENT_SIZE = 1024
+_recent: dict[tuple[str, str], tuple[list[str], Any]] = {}
+"""This process's latest results: ``(digest, part) -> (generations, value)``.
+
+They let a warm list read its page's entries in the *same* round trip as the
+generations (see :meth:`CachedKeys.guess`), and save decoding a stored result. A result
+is only ever used after the current generations were read and found equal to its own,
+exactly as a stored one is.
+"""
+
+
+def _remember(digest: str, part: str, tokens: list[str], value: Any) -> None:
+    if len(_recent) >= _RECENT_SIZE:
+        _recent.clear()
+    _recent[(digest, part)] = (tokens, value)
+
 
 class CachedKeys:
     """A list's primary keys as a paginator sees them: ``count()``, slices, iteration.
@@ -242,29 +258,66 @@ class CachedKeys:
         return len(self._answer("all", lambda: list(self.keys)))
 
     # -- the cache --------------------------------------------------------------------
-    def prefetch(
-        self, count: bool = False, window: tuple[int, int] | None = None, everything: bool = False
-    ) -> None:
-        """Read the generations and the expected results in one ``get_many``."""
-        self.window = window
-        parts = (
+    @staticmethod
+    def parts(
+        count: bool = False, window: tuple[int, int] | None = None, everything: bool = False
+    ) -> list[str]:
+        """The names of the results a request needs (count, a window of keys, all keys)."""
+        return (
             (["count"] if count else [])
             + ([f"keys:{window[0]}:{window[1]}"] if window else [])
             + (["all"] if everything else [])
         )
+
+    def guess_rows(
+        self, window: tuple[int, int] | None = None, everything: bool = False
+    ) -> list[Any] | None:
+        """The keys this process last saw in ``window`` (or in the whole list), or None.
+
+        Unchecked: the caller may only *read* with it (the entries of a likely page,
+        in :meth:`prefetch`'s round trip), never serve it before :meth:`prefetch` has
+        compared its generations with the current ones.
+        """
+        part = f"keys:{window[0]}:{window[1]}" if window else "all" if everything else None
+        known = _recent.get((self.description.digest, part)) if part else None
+        return None if known is None else known[1]
+
+    def prefetch(
+        self,
+        count: bool = False,
+        window: tuple[int, int] | None = None,
+        everything: bool = False,
+        also: Sequence[str] = (),
+    ) -> dict[str, bytes]:
+        """Read the generations and the expected results in one ``get_many``.
+
+        ``also``: more keys to read in the same round trip (the entries of the page this
+        process last saw, see :meth:`guess`); what was found of them is returned. A result
+        is used when it was computed under the current generations, whether it comes from
+        the cache or from this process's memory of recent results.
+        """
+        self.window = window
+        parts = self.parts(count, window, everything)
         generation_keys = self.description.generation_keys()
         result_keys = {self.description.result_key(part): part for part in parts}
         try:
-            raw = self.backend.get_many([*generation_keys, *result_keys])
+            raw = self.backend.get_many([*generation_keys, *result_keys, *also])
             self.tokens = self._generations(generation_keys, raw)
         except BackendUnavailable as error:
             logger.warning("drf-instcache: list query cache unavailable: %s", error)
             self.tokens = None
-            return
+            return {}
+        digest = self.description.digest
         for key, part in result_keys.items():
+            known = _recent.get((digest, part))
+            if known is not None and known[0] == self.tokens:
+                self._found[part] = known[1]
+                continue
             value = _decode(raw.get(key), self.tokens)
             if value is not _STALE:
                 self._found[part] = value
+                _remember(digest, part, self.tokens, value)
+        return {key: raw[key] for key in also if key in raw}
 
     def flush(self) -> None:
         """Store the results computed from the database (one write)."""
@@ -283,6 +336,7 @@ class CachedKeys:
         self._found[part] = value
         if self.tokens is not None:
             self._pending[self.description.result_key(part)] = _encode(self.tokens, value)
+            _remember(self.description.digest, part, self.tokens, value)
         return value
 
     def _generations(self, keys: list[str], raw: dict[str, bytes]) -> list[str]:

@@ -251,13 +251,36 @@ def _warn_unavailable(operation: str, error: BackendUnavailable) -> None:
     logger.warning("drf-instcache: rendered cache %s failed, %s: %s", operation, consequence, error)
 
 
+@dataclass(frozen=True)
+class Preread:
+    """Entries already read in an earlier round trip of the same request: the keys that
+    were asked for, and the values found (absent keys were misses)."""
+
+    asked: frozenset[str]
+    found: Mapping[str, bytes]
+
+
+def speculative_keys(plan: RenderedPlan, pks: Iterable[Any]) -> list[str]:
+    """The entry keys of ``pks``, for reading ahead; none for plans that vary per request
+    (their keys need the variant's token first)."""
+    if plan.variants is not None:
+        return []
+    return [plan.prefix + pk for pk in map(str, pks)]
+
+
 def fetch(
-    core: BaseCache, plan: RenderedPlan, pks: Sequence[Any], variant: str, render: Render
+    core: BaseCache,
+    plan: RenderedPlan,
+    pks: Sequence[Any],
+    variant: str,
+    render: Render,
+    preread: Preread | None = None,
 ) -> dict[str, bytes | memoryview]:
     """The JSON of each instance in ``pks`` (``{str(pk): bytes}``), cached or rendered.
 
-    One ``get_many`` reads every entry; the misses are rendered with ONE call to
-    ``render`` and stored with one write. Rows that no longer exist are absent.
+    One ``get_many`` reads every entry (none when ``preread`` already holds them all);
+    the misses are rendered with ONE call to ``render`` and stored with one write. Rows
+    that no longer exist are absent.
     """
     ids = list(dict.fromkeys(map(str, pks)))
     backend = core.backend
@@ -275,7 +298,7 @@ def fetch(
         stats.incr("misses", len(ids), model=plan.model_name)
         return dict(render(ids))
     try:
-        keys, raw_values = _read(plan, backend, ids, variant, token)
+        keys, raw_values = _read(plan, backend, ids, variant, token, preread)
     except BackendUnavailable as error:
         _warn_unavailable("read", error)
         stats.incr("fallbacks", len(ids), model=plan.model_name)
@@ -291,10 +314,20 @@ def _token(plan: RenderedPlan, backend: Backend, variant: str) -> str | None:
 
 
 def _read(
-    plan: RenderedPlan, backend: Backend, ids: list[str], variant: str, token: str | None
-) -> tuple[dict[str, str], dict[str, bytes]]:
+    plan: RenderedPlan,
+    backend: Backend,
+    ids: list[str],
+    variant: str,
+    token: str | None,
+    preread: Preread | None = None,
+) -> tuple[dict[str, str], Mapping[str, bytes]]:
     """One ``get_many`` of the entries (and, for varying plans, the variant index)."""
     keys = _keys_of(plan, ids, token)
+    if plan.variants is None and preread is not None:
+        unread = [key for key in keys if key not in preread.asked]
+        if not unread:
+            return keys, preread.found
+        return keys, {**preread.found, **backend.get_many(unread)}
     if plan.variants is None or token is None:
         return keys, backend.get_many(list(keys))
     index_key = plan.variants.key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from drf_instcache.backends.locmem import LocMemBackend
 from tests.api.conftest import (  # noqa: F401  (fixtures)
     BACKENDS,
     Polls,
@@ -35,3 +36,36 @@ def list_queries(request: pytest.FixtureRequest, settings) -> bool:
     """Run a test with the list queries asked of the database, then served from the cache."""
     settings.DRF_INSTCACHE_CACHE_LIST_QUERIES = request.param
     return request.param
+
+
+class CountingBackend(LocMemBackend):
+    """The locmem adapter, recording every call the core makes to it."""
+
+    calls: list[tuple[str, int]] = []  # shared by the instances of one test
+
+    def get_many(self, keys):
+        type(self).calls.append(("get_many", len(keys)))
+        return super().get_many(keys)
+
+    def set_many(self, items, timeout=None):
+        type(self).calls.append(("set_many", len(items)))
+        return super().set_many(items, timeout)
+
+    def add_many(self, items, timeout=None):
+        type(self).calls.append(("add_many", len(items)))
+        return super().add_many(items, timeout)
+
+    def compare_and_set_many(self, items, timeout=None):
+        type(self).calls.append(("compare_and_set_many", len(items)))
+        return super().compare_and_set_many(items, timeout)
+
+
+@pytest.fixture
+def counting_backend(settings, cache_namespace: str) -> list[tuple[str, int]]:  # noqa: F811
+    settings.DRF_INSTCACHE_BACKEND = {
+        "BACKEND": f"{CountingBackend.__module__}.CountingBackend",
+        "LOCATION": "fastpath-counting",
+        "KEY_PREFIX": cache_namespace,
+    }
+    CountingBackend.calls = []
+    return CountingBackend.calls

@@ -7,10 +7,14 @@ setting on; these ones look at what is specific to it.
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
+
 import pytest
 from django.db import connection, transaction
 from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from drf_instcache import listqueries
 from drf_instcache import settings as instcache_settings
@@ -146,3 +150,72 @@ def test_views_can_opt_out(api, polls: Polls, settings):
         assert same_as_plain(api, "/api/fast/questions/", "/api/plain/questions/") == 2
     finally:
         FastQuestionViewSet.cache_list_queries = None
+
+
+def test_equal_queries_share_a_description_and_different_ones_never_do():
+    questions = Question.objects.order_by("pk")
+    assert listqueries.describe(questions.filter(pk__gt=1)) == listqueries.describe(
+        questions.filter(pk__gt=1)
+    )
+    described = {
+        listqueries.describe(query).digest
+        for query in [
+            questions,
+            questions.filter(pk__gt=1),
+            questions.filter(pk__gt=2),
+            questions.filter(question_text="1"),
+            questions.filter(question_text=1),  # the same SQL parameter: one result
+            questions.order_by("-pk"),
+            questions.order_by("pub_date"),
+            questions.filter(pk__gt=1).using("default")[:5],
+        ]
+    }
+    assert len(described) == 7
+
+
+def test_the_active_time_zone_is_part_of_a_description():
+    # Date lookups put the active time zone in the SQL: one remembered description per zone.
+    day = datetime.date(2024, 1, 1)
+    on_that_day = Question.objects.filter(pub_date__date=day).order_by("pk")
+    with timezone.override(zoneinfo.ZoneInfo("UTC")):
+        utc = listqueries.describe(on_that_day)
+    with timezone.override(zoneinfo.ZoneInfo("Asia/Tokyo")):
+        tokyo = listqueries.describe(on_that_day)
+    with timezone.override(zoneinfo.ZoneInfo("UTC")):
+        assert listqueries.describe(on_that_day) == utc
+    assert utc.digest != tokyo.digest
+
+
+def test_a_warm_list_costs_one_round_trip(api, counting_backend, django_assert_num_queries):
+    make_polls(questions=30, choices=1, users=2)
+    api.get("/api/fast/questions/")
+    counting_backend.clear()
+    with django_assert_num_queries(0):
+        api.get("/api/fast/questions/")
+    # The generation of polls_question, the count, the page's keys and its 30 entries.
+    assert counting_backend == [("get_many", 1 + 2 + 30)]
+    # A process that has not seen the page yet reads its keys first, then the entries.
+    listqueries._recent.clear()
+    counting_backend.clear()
+    with django_assert_num_queries(0):
+        api.get("/api/fast/questions/")
+    assert counting_backend == [("get_many", 1 + 2), ("get_many", 30)]
+
+
+@every_backend
+def test_a_page_read_ahead_after_a_write_is_not_served(api, polls: Polls):
+    fast, plain = "/api/fast/questions/", "/api/plain/questions/"
+    same_as_plain(api, fast, plain)
+    assert same_as_plain(api, fast, plain) == 0
+    Question.objects.create(question_text="new", pub_date=polls.questions[0].pub_date)
+    assert same_as_plain(api, fast, plain) > 0  # the remembered page is not the page
+    assert same_as_plain(api, fast, plain) == 0
+    polls.questions[1].delete()
+    assert same_as_plain(api, fast, plain) > 0
+    question = polls.questions[2]
+    question.question_text = "edited"
+    question.save()
+    assert same_as_plain(api, fast, plain) > 0
+    answer, queries = get(api, fast)
+    assert queries == 0
+    assert [row["question_text"] for row in answer["results"]].count("edited") == 1

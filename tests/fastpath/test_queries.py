@@ -10,49 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from drf_instcache import rendered
 from drf_instcache import settings as instcache_settings
-from drf_instcache.backends.locmem import LocMemBackend
 from example.polls.views import FastQuestionViewSet
 from tests.fastpath import urls as test_urls
 from tests.fastpath.conftest import every_backend, make_polls
-
-
-class CountingBackend(LocMemBackend):
-    """The locmem adapter, recording every call the core makes to it."""
-
-    calls: list[tuple[str, int]] = []  # shared by the instances of one test
-
-    def get_many(self, keys):
-        type(self).calls.append(("get_many", len(keys)))
-        return super().get_many(keys)
-
-    def set_many(self, items, timeout=None):
-        type(self).calls.append(("set_many", len(items)))
-        return super().set_many(items, timeout)
-
-    def add_many(self, items, timeout=None):
-        type(self).calls.append(("add_many", len(items)))
-        return super().add_many(items, timeout)
-
-    def compare_and_set_many(self, items, timeout=None):
-        type(self).calls.append(("compare_and_set_many", len(items)))
-        return super().compare_and_set_many(items, timeout)
-
-
-@pytest.fixture
-def counting_backend(settings, cache_namespace: str) -> list[tuple[str, int]]:
-    settings.DRF_INSTCACHE_BACKEND = {
-        "BACKEND": f"{CountingBackend.__module__}.CountingBackend",
-        "LOCATION": "fastpath-counting",
-        "KEY_PREFIX": cache_namespace,
-    }
-    CountingBackend.calls = []
-    return CountingBackend.calls
 
 
 def queries(api, url: str) -> tuple[list[str], Any]:
