@@ -120,3 +120,18 @@ def test_only_drfs_own_json_renderer_is_swapped():
     swapped = with_splicing(renderers)
     assert type(swapped[0]) is SplicingJSONRenderer
     assert swapped[1:] == renderers[1:]
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"count": 3, "next": None, "previous": "http://x/?page=1", "ok": True},
+        {"next": "http://x/?q=\u2028\u00e9\U0001f600&page=2", "count": 0},
+        {"count": 1.5, "links": {"next": None}, "n": -1},  # not simple: the json path
+        {1: "int key", "count": 2},
+    ],
+)
+def test_envelopes_are_written_as_drf_writes_them(envelope):
+    items = RenderedItems(chunks({"id": 1, "s": "\u2029"}, {"id": 2}))
+    body = SplicingJSONRenderer().render({**envelope, "results": items})
+    assert body == drf({**envelope, "results": [{"id": 1, "s": "\u2029"}, {"id": 2}]})
