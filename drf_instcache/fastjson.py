@@ -254,8 +254,8 @@ def _render_envelope(data: dict[str, Any]) -> bytes:
     for raw, escaped in _LINE_SEPARATORS:
         if raw in body:
             body = body.replace(raw, escaped)
-    for token, spliced in holes.items():
-        body = body.replace(token, spliced, 1)
+    for quoted, spliced in holes.items():
+        body = body.replace(quoted, spliced, 1)
     return body
 
 

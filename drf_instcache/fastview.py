@@ -159,7 +159,7 @@ class _ListedPage(Page):
 @functools.cache
 def _listing(paginator_class: type[DjangoPaginator]) -> type[DjangoPaginator]:
     """``paginator_class`` making :class:`_ListedPage` pages (unless it makes its own)."""
-    if paginator_class._get_page is not DjangoPaginator._get_page:
+    if paginator_class._get_page is not DjangoPaginator._get_page:  # type: ignore[attr-defined]
         return paginator_class
     return type(
         paginator_class.__name__,
@@ -226,9 +226,9 @@ def _read_ahead(
     page this process last saw for them: when the tables have not changed since, that
     page is the answer, and a warm list costs one round trip instead of two."""
     guessed = keys.guess_rows(window, needs.get("everything", False))
-    also = rendered.speculative_keys(plan, guessed) if plan is not None and guessed else []
-    found = keys.prefetch(window=window, also=also, **needs)
-    return rendered.Preread(frozenset(also), found)
+    also = rendered.read_ahead_keys(plan, guessed) if plan is not None and guessed else {}
+    found = keys.prefetch(window=window, also=list(also), **needs)
+    return rendered.Preread(also, found)
 
 
 def list_response(view: Any, request: Any) -> Response:

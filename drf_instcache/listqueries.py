@@ -17,7 +17,10 @@ cached response). On, their *results* are cached too:
   was computed, whatever the order of readers and writers: a reader records the tokens
   it saw *before* querying;
 * queries whose result cannot be pinned to their tables are never cached: subqueries,
-  ``extra()``, unions, and volatile SQL functions (``NOW()``, ``RANDOM()``...).
+  ``extra()``, unions, and volatile SQL functions (``NOW()``, ``RANDOM()``...);
+* each process remembers its latest results with their tokens, so a warm list can read
+  its page's entries in the same round trip as the tokens (:meth:`CachedKeys.guess_rows`)
+  and use them once the tokens prove the page unchanged: one round trip per warm list.
 
 Invalidation is per table, not per instance: after a write to ``polls_choice`` every
 cached list query reading that table runs again once. The representations themselves

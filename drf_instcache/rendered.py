@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Model
 
@@ -253,19 +253,19 @@ def _warn_unavailable(operation: str, error: BackendUnavailable) -> None:
 
 @dataclass(frozen=True)
 class Preread:
-    """Entries already read in an earlier round trip of the same request: the keys that
-    were asked for, and the values found (absent keys were misses)."""
+    """Entries already read in an earlier round trip of the same request: their keys
+    (``{key: pk}``, in order), and the values found (absent keys were misses)."""
 
-    asked: frozenset[str]
+    keys: dict[str, str]
     found: Mapping[str, bytes]
 
 
-def speculative_keys(plan: RenderedPlan, pks: Iterable[Any]) -> list[str]:
-    """The entry keys of ``pks``, for reading ahead; none for plans that vary per request
-    (their keys need the variant's token first)."""
+def read_ahead_keys(plan: RenderedPlan, pks: Iterable[Any]) -> dict[str, str]:
+    """``{key: pk}`` of the entries of ``pks``, for reading ahead; empty for plans that
+    vary per request (their keys need the variant's token first)."""
     if plan.variants is not None:
-        return []
-    return [plan.prefix + pk for pk in map(str, pks)]
+        return {}
+    return _keys_of(plan, list(dict.fromkeys(map(str, pks))), None)
 
 
 def fetch(
@@ -322,12 +322,14 @@ def _read(
     preread: Preread | None = None,
 ) -> tuple[dict[str, str], Mapping[str, bytes]]:
     """One ``get_many`` of the entries (and, for varying plans, the variant index)."""
-    keys = _keys_of(plan, ids, token)
     if plan.variants is None and preread is not None:
-        unread = [key for key in keys if key not in preread.asked]
+        same = len(preread.keys) == len(ids) and list(preread.keys.values()) == ids
+        keys = preread.keys if same else _keys_of(plan, ids, token)
+        unread = [key for key in keys if key not in preread.keys]
         if not unread:
             return keys, preread.found
         return keys, {**preread.found, **backend.get_many(unread)}
+    keys = _keys_of(plan, ids, token)
     if plan.variants is None or token is None:
         return keys, backend.get_many(list(keys))
     index_key = plan.variants.key
@@ -370,12 +372,13 @@ class _Fill:
         of :meth:`_sort_and_fill`, which handles misses, leases and foreign bytes.
         """
         stamp = self.plan.stamp
-        values = list(map(raw_values.get, self.keys))
-        if None in values:
+        found = list(map(raw_values.get, self.keys))
+        if None in found:
             return None
+        values = cast("list[bytes]", found)
         try:  # map() over C methods: no Python-level loop per entry
-            ours = all(map(bytes.startswith, values, repeat(stamp))) and all(  # type: ignore[arg-type]
-                map(bytes.endswith, values, repeat(b"}"))  # type: ignore[arg-type]
+            ours = all(map(bytes.startswith, values, repeat(stamp))) and all(
+                map(bytes.endswith, values, repeat(b"}"))
             )
         except TypeError:  # not bytes: let the careful pass sort it out
             return None

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
 from drf_instcache.keys import prefixed, validate_prefix
@@ -212,14 +212,14 @@ class BaseBackend:
         memo = self._server_key_memo
         if len(memo) > _SERVER_KEY_MEMO_SIZE:
             memo.clear()
-        server_keys = list(map(memo.get, keys))
-        if None in server_keys:
+        known: list[str | None] = list(map(memo.get, keys))
+        if None in known:
             server_key = self.server_key
-            server_keys = [
-                known if known is not None else memo.setdefault(key, server_key(key))
-                for key, known in zip(keys, server_keys, strict=True)
+            known = [
+                found if found is not None else memo.setdefault(key, server_key(key))
+                for key, found in zip(keys, known, strict=True)
             ]
-        return dict(zip(server_keys, keys, strict=True))
+        return dict(zip(cast("list[str]", known), keys, strict=True))
 
     @property
     def namespace_pattern(self) -> str:
