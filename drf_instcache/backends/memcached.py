@@ -296,6 +296,8 @@ class MemcachedBackend(BaseBackend):
         return self._nodes[self._route(server_key)]
 
     def _by_node(self, server_keys: Iterable[str]) -> dict[_Node, list[str]]:
+        if self._route is None:  # one server: one batch, no per-key routing
+            return {next(iter(self._nodes.values())): list(server_keys)}
         batches: dict[_Node, list[str]] = {}
         for server_key in server_keys:
             batches.setdefault(self._node_for(server_key), []).append(server_key)
@@ -393,8 +395,7 @@ class MemcachedBackend(BaseBackend):
         found: dict[str, bytes] = {}
         for node, batch in self._by_node(mapping).items():
             values = self._call(node, "get_many", methodcaller("get_many", batch))
-            for server_key, value in values.items():
-                found[mapping[server_key]] = value
+            found.update({mapping[server_key]: value for server_key, value in values.items()})
         return found
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
