@@ -226,9 +226,28 @@ def _read_ahead(
     page this process last saw for them: when the tables have not changed since, that
     page is the answer, and a warm list costs one round trip instead of two."""
     guessed = keys.guess_rows(window, needs.get("everything", False))
-    also = rendered.read_ahead_keys(plan, guessed) if plan is not None and guessed else {}
+    also = _read_ahead_keys(plan, guessed) if plan is not None and guessed else {}
     found = keys.prefetch(window=window, also=list(also), **needs)
     return rendered.Preread(also, found)
+
+
+_AHEAD_SIZE = 1024
+_ahead: dict[tuple[int, int], tuple[Any, list[Any], dict[str, str]]] = {}
+"""Entry keys of remembered pages, built once per page and plan (read-only dicts)."""
+
+
+def _read_ahead_keys(plan: rendered.RenderedPlan, guessed: list[Any]) -> dict[str, str]:
+    """The entry keys of a remembered page (a remembered page is the same list object
+    until its list query is recomputed, so its keys are built once, not per request)."""
+    memo_key = (id(plan), id(guessed))
+    known = _ahead.get(memo_key)
+    if known is not None and known[0] is plan and known[1] is guessed:
+        return known[2]
+    keys = rendered.read_ahead_keys(plan, guessed)
+    if len(_ahead) >= _AHEAD_SIZE:
+        _ahead.clear()
+    _ahead[memo_key] = (plan, guessed, keys)
+    return keys
 
 
 def list_response(view: Any, request: Any) -> Response:
@@ -249,7 +268,9 @@ def list_response(view: Any, request: Any) -> Response:
         _renderer(view, plan),
         listing.preread,
     )
-    chunks = [found[key] for key in map(str, listing.pks) if key in found]
+    ids = list(map(str, listing.pks))
+    # A warm page comes back in page order already; otherwise pick the rows still there.
+    chunks = list(found.values()) if list(found) == ids else [found[i] for i in ids if i in found]
     items: Any = (
         RenderedItems(chunks) if splices(request.accepted_renderer) else list(map(decode, chunks))
     )

@@ -181,7 +181,7 @@ _recent: dict[tuple[str, str], tuple[list[str], Any]] = {}
 """This process's latest results: ``(digest, part) -> (generations, value)``.
 
 They let a warm list read its page's entries in the *same* round trip as the
-generations (see :meth:`CachedKeys.guess`), and save decoding a stored result. A result
+generations (see :meth:`CachedKeys.guess_rows`), and save decoding a stored result. A result
 is only ever used after the current generations were read and found equal to its own,
 exactly as a stored one is.
 """
@@ -295,7 +295,8 @@ class CachedKeys:
         """Read the generations and the expected results in one ``get_many``.
 
         ``also``: more keys to read in the same round trip (the entries of the page this
-        process last saw, see :meth:`guess`); what was found of them is returned. A result
+        process last saw, see :meth:`guess_rows`); what was found of them is returned
+        (the mapping may hold the generations and results too). A result
         is used when it was computed under the current generations, whether it comes from
         the cache or from this process's memory of recent results.
         """
@@ -320,7 +321,7 @@ class CachedKeys:
             if value is not _STALE:
                 self._found[part] = value
                 _remember(digest, part, self.tokens, value)
-        return {key: raw[key] for key in also if key in raw}
+        return raw  # holds what was found of ``also`` (and the results, harmlessly)
 
     def flush(self) -> None:
         """Store the results computed from the database (one write)."""

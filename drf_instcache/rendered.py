@@ -325,7 +325,7 @@ def _read(
     if plan.variants is None and preread is not None:
         same = len(preread.keys) == len(ids) and list(preread.keys.values()) == ids
         keys = preread.keys if same else _keys_of(plan, ids, token)
-        unread = [key for key in keys if key not in preread.keys]
+        unread = [] if same else [key for key in keys if key not in preread.keys]
         if not unread:
             return keys, preread.found
         return keys, {**preread.found, **backend.get_many(unread)}
