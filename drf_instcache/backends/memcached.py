@@ -118,6 +118,9 @@ ROUTE_CACHE_SIZE = 1 << 15
 CRAWLER_BUSY_WAIT = 5.0
 """Seconds ``clear`` waits for memcached's LRU crawler to finish another job."""
 
+CLEAR_PASSES = 10
+"""Dumps of one server per ``clear()``; each deletes what the previous ones missed."""
+
 _OPTION_NAMES = frozenset(
     {
         "socket_timeout",
@@ -211,6 +214,10 @@ class _CrawlerBusy(MemcacheError):
     """The server's LRU crawler is running another job; try again shortly."""
 
 
+class _DumpModeRefused(MemcacheError):
+    """The server does not know this ``metadump`` mode (older than memcached 1.6.10)."""
+
+
 @dataclass(eq=False)
 class _Node:
     """One server: its connection pool, its item limit, and whether it is in a dead spell."""
@@ -222,6 +229,8 @@ class _Node:
     item_size_max: int | None = None
     down_until: float = 0.0
     last_error: str = ""
+    dump_mode: bytes | None = None
+    """``metadump`` mode this server accepts (found on the first ``clear``)."""
 
 
 class MemcachedBackend(BaseBackend):
@@ -599,36 +608,65 @@ class MemcachedBackend(BaseBackend):
         self._raise_first(errors)
 
     def clear(self) -> None:
-        """Delete this prefix's keys on every server, found with ``lru_crawler metadump``."""
+        """Delete this prefix's keys on every server, found with ``lru_crawler metadump``.
+
+        A dump is a live walk of the LRUs, not a snapshot: entries that were read recently
+        are moved between LRU segments by the server while it walks, and some are missed.
+        So each server is dumped again after its deletes, until a dump finds none of our
+        keys (at most :data:`CLEAR_PASSES` dumps; more than that means another process is
+        writing to the namespace while it is cleared, and the call fails).
+        """
         head = f"{self.key_prefix}:".encode("ascii")
         errors: list[BackendUnavailable] = []
         for node in self._nodes.values():
             try:
-                keys = self._call(
-                    node,
-                    "clear",
-                    lambda _client, n=node: self._dump_keys(n, head),  # type: ignore[misc]
-                )
-                for start in range(0, len(keys), self.clear_batch_size):
-                    batch = keys[start : start + self.clear_batch_size]
-                    self._call(node, "clear", methodcaller("delete_many", batch))
+                self._clear_node(node, head)
             except BackendUnavailable as error:
                 errors.append(error)
         self._raise_first(errors)
 
+    def _clear_node(self, node: _Node, head: bytes) -> None:
+        for _ in range(CLEAR_PASSES):
+            keys = self._call(
+                node,
+                "clear",
+                lambda _client, n=node: self._dump_keys(n, head),  # type: ignore[misc]
+            )
+            if not keys:
+                return
+            for start in range(0, len(keys), self.clear_batch_size):
+                batch = keys[start : start + self.clear_batch_size]
+                self._call(node, "clear", methodcaller("delete_many", batch))
+        raise BackendUnavailable(
+            f"memcached {node.name}: keys of prefix {self.key_prefix!r} were still found "
+            f"after {CLEAR_PASSES} dumps; is another process writing while it is cleared?"
+        )
+
     def _dump_keys(self, node: _Node, head: bytes) -> list[str]:
-        """Keys on ``node`` starting with ``head``, waiting out a busy LRU crawler."""
+        """Keys on ``node`` starting with ``head``, waiting out a busy LRU crawler.
+
+        ``metadump hash`` walks the hash table (memcached 1.6.10 and later): unlike a
+        walk of the LRUs (``metadump all``, the fallback for older servers), it does not
+        miss entries that the server moves between LRU segments while it walks.
+        """
         deadline = time.monotonic() + CRAWLER_BUSY_WAIT
         while True:
             try:
-                return self._metadump(node, head)
+                if node.dump_mode is None:
+                    try:
+                        found = self._metadump(node, head, b"hash")
+                        node.dump_mode = b"hash"
+                        return found
+                    except _DumpModeRefused:
+                        node.dump_mode = b"all"
+                return self._metadump(node, head, node.dump_mode)
             except _CrawlerBusy:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
-    def _metadump(self, node: _Node, head: bytes) -> list[str]:
-        """Stream ``lru_crawler metadump all`` on its own connection, keeping our keys.
+    def _metadump(self, node: _Node, head: bytes, mode: bytes = b"all") -> list[str]:
+        """Stream ``lru_crawler metadump <mode>`` on its own connection, keeping our keys.
 
         The dump lists every key on the server (URL-encoded, one per line) and can be
         large, so it is filtered as it arrives rather than read into memory whole.
@@ -639,8 +677,9 @@ class MemcachedBackend(BaseBackend):
         ) as sock:
             # The crawler walks the whole cache; give it more than one request's time.
             sock.settimeout(max(self.socket_timeout, CRAWLER_BUSY_WAIT))
-            sock.sendall(b"lru_crawler metadump all\r\n")
+            sock.sendall(b"lru_crawler metadump " + mode + b"\r\n")
             pending = b""
+            first = True
             while True:
                 chunk = sock.recv(1 << 16)
                 if not chunk:
@@ -656,11 +695,14 @@ class MemcachedBackend(BaseBackend):
                         return found
                     elif line.startswith(b"BUSY"):
                         raise _CrawlerBusy(line.decode("ascii", "replace"))
+                    elif first and mode != b"all" and line.startswith((b"CLIENT_ERROR", b"ERROR")):
+                        raise _DumpModeRefused(line.decode("ascii", "replace"))
                     elif line:
                         raise MemcacheServerError(
                             "lru_crawler metadump is not available: "
                             + line.decode("ascii", "replace")
                         )
+                    first = False
 
     def close(self) -> None:
         for node in self._nodes.values():

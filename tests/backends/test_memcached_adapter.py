@@ -341,3 +341,25 @@ def test_clear_deletes_only_this_prefix_across_servers_in_batches(memcached_serv
     finally:
         longer.clear()
         foreign.delete(f"{prefix}-not-ours")
+
+
+def test_clear_walks_the_lrus_on_servers_without_hash_dumps(memcached_servers_3):
+    # memcached before 1.6.10 only knows "metadump all"; clear then repeats its dumps.
+    backend = MemcachedBackend(
+        [server.address for server in memcached_servers_3], key_prefix=_prefix()
+    )
+    for node in backend._nodes.values():
+        node.dump_mode = b"all"
+    items = {f"k{i}": b"v" for i in range(300)}
+    backend.set_many(items)
+    backend.clear()
+    assert backend.get_many(list(items)) == {}
+    assert {node.dump_mode for node in backend._nodes.values()} == {b"all"}
+
+
+def test_clear_finds_which_dump_the_server_knows(memcached_server):
+    backend = MemcachedBackend(memcached_server.address, key_prefix=_prefix())
+    backend.set_many({"k": b"v"})
+    backend.clear()
+    assert backend.get_many(["k"]) == {}
+    assert next(iter(backend._nodes.values())).dump_mode == b"hash"  # memcached >= 1.6.10
