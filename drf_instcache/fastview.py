@@ -221,14 +221,15 @@ def _read_ahead(
     plan: rendered.RenderedPlan | None,
     window: tuple[int, int] | None = None,
     **needs: Any,
-) -> rendered.Preread:
+) -> rendered.Preread | None:
     """Read the list's cached results and, in the same round trip, the entries of the
     page this process last saw for them: when the tables have not changed since, that
-    page is the answer, and a warm list costs one round trip instead of two."""
+    page is the answer, and a warm list costs one round trip instead of two. None when
+    the backend failed (the entries are then read, or not, as without read-ahead)."""
     guessed = keys.guess_rows(window, needs.get("everything", False))
     also = _read_ahead_keys(plan, guessed) if plan is not None and guessed else {}
     found = keys.prefetch(window=window, also=list(also), **needs)
-    return rendered.Preread(also, found)
+    return None if found is None else rendered.Preread(also, found)
 
 
 _AHEAD_SIZE = 1024

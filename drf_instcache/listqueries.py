@@ -291,14 +291,15 @@ class CachedKeys:
         window: tuple[int, int] | None = None,
         everything: bool = False,
         also: Sequence[str] = (),
-    ) -> dict[str, bytes]:
+    ) -> dict[str, bytes] | None:
         """Read the generations and the expected results in one ``get_many``.
 
         ``also``: more keys to read in the same round trip (the entries of the page this
         process last saw, see :meth:`guess_rows`); what was found of them is returned
         (the mapping may hold the generations and results too). A result
         is used when it was computed under the current generations, whether it comes from
-        the cache or from this process's memory of recent results.
+        the cache or from this process's memory of recent results. None when the backend
+        failed (nothing was read; the list asks the database).
         """
         self.window = window
         parts = self.parts(count, window, everything)
@@ -310,7 +311,7 @@ class CachedKeys:
         except BackendUnavailable as error:
             logger.warning("drf-instcache: list query cache unavailable: %s", error)
             self.tokens = None
-            return {}
+            return None
         digest = self.description.digest
         for key, part in result_keys.items():
             known = _recent.get((digest, part))

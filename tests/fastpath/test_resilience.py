@@ -85,7 +85,7 @@ def unreachable_cache(settings) -> Iterator[None]:
 
 
 def test_an_unreachable_cache_serves_from_the_database(
-    api, polls: Polls, unreachable_cache: None, caplog
+    api, polls: Polls, list_queries: bool, unreachable_cache: None, caplog
 ):
     with caplog.at_level(logging.WARNING, logger="drf_instcache"):
         for resource in ("questions", "polls"):
