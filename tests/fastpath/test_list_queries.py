@@ -8,10 +8,12 @@ setting on; these ones look at what is specific to it.
 from __future__ import annotations
 
 import datetime
+import pickle
 import zoneinfo
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Value
 from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -219,3 +221,22 @@ def test_a_page_read_ahead_after_a_write_is_not_served(api, polls: Polls):
     answer, queries = get(api, fast)
     assert queries == 0
     assert [row["question_text"] for row in answer["results"]].count("edited") == 1
+
+
+class _UnpicklableValue(Value):
+    """A query value holding a lambda: the query cannot be pickled."""
+
+    def __init__(self, value):
+        super().__init__(value)
+        self.callback = lambda: value
+
+
+def test_a_query_that_cannot_be_pickled_is_described_by_compiling_it():
+    query = Question.objects.filter(pk=_UnpicklableValue(3)).order_by("pk")
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        pickle.dumps(query.query)
+    described = listqueries.describe(query)
+    assert described is not None and described.tables == ("polls_question",)
+    assert listqueries.describe(query) == described
+    other = Question.objects.filter(pk=_UnpicklableValue(4)).order_by("pk")
+    assert listqueries.describe(other).digest != described.digest
