@@ -135,6 +135,8 @@ class BaseBackend:
     """Options the adapter accepts besides ``max_value_size``; others are refused."""
     option_hint: ClassVar[str] = ""
     """Appended to the unknown-option error, e.g. where client arguments belong."""
+    delete_many: Callable[[Sequence[str]], None]
+    """Every adapter's own; :meth:`store` deletes with it when a lifetime is already over."""
 
     def __init__(
         self,
@@ -286,6 +288,43 @@ class BaseBackend:
         return {key: (bytes(items[key][0]), bytes(new)) for key, new in fitting.items()}, too_large
 
     # -- conditional writes -----------------------------------------------------------
+    def store(
+        self,
+        items: Mapping[str, bytes],
+        timeout: float | None,
+        write: Callable[[dict[str, bytes], float | None], ValueTooLarge | None],
+    ) -> None:
+        """The frame every adapter's ``set_many`` shares.
+
+        Resolves the lifetime (an already expired one deletes the keys instead), keeps
+        back the values over :attr:`max_value_size`, and calls ``write(fitting,
+        lifetime)`` inside the error translation when something fits. ``write`` returns
+        the error for values the server itself refused (memcached's item limit), or
+        None; kept-back and refused keys are raised together in one
+        :class:`~drf_instcache.exceptions.ValueTooLarge`.
+        """
+        if not items:
+            return
+        lifetime = self.resolve_timeout(timeout)
+        if lifetime is not None and lifetime <= 0:
+            self.delete_many(list(items))
+            return
+        fitting, too_large = self.split_oversized(items)
+        refused = None
+        if fitting:
+            with self.translate_errors("set_many"):
+                refused = write(fitting, lifetime)
+        if too_large is not None and refused is not None:
+            raise ValueTooLarge(
+                [*too_large.keys, *refused.keys],
+                too_large.limit,
+                [*too_large.sizes, *refused.sizes],
+            )
+        if refused is not None:
+            raise refused
+        if too_large is not None:
+            raise too_large
+
     def conditional_write(
         self,
         operation: str,
@@ -295,7 +334,8 @@ class BaseBackend:
         *,
         swaps: bool = False,
     ) -> list[str]:
-        """The frame ``add_many`` and ``compare_and_set_many`` share on every adapter.
+        """The frame ``add_many`` and ``compare_and_set_many`` share on every adapter (as
+        :meth:`store` is ``set_many``'s).
 
         Checks the values, keeps back the oversized ones, resolves the lifetime, and calls
         ``write(fitting, lifetime)`` (inside the error translation) only when something

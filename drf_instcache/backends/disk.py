@@ -200,23 +200,15 @@ class DiskBackend(BaseBackend):
         return _select_values(cache, server_keys)
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
-        if not items:
-            return
-        lifetime = self.resolve_timeout(timeout)
-        if lifetime is not None and lifetime <= 0:
-            self.delete_many(list(items))
-            return
-        fitting, too_large = self.split_oversized(items)
+        self.store(items, timeout, self._write)
+
+    def _write(self, fitting: dict[str, bytes], lifetime: float | None) -> None:
+        """diskcache's ``set`` for every item, in one write transaction per shard."""
         payload = {self.server_key(key): bytes(value) for key, value in fitting.items()}
-        with self.translate_errors("set_many"):
-            for cache, batch in self._by_shard(list(payload)).items():
-                with cache.transact():
-                    for server_key in batch:
-                        cache.set(
-                            server_key, payload[server_key], expire=lifetime, tag=self.key_prefix
-                        )
-        if too_large:
-            raise too_large
+        for cache, batch in self._by_shard(list(payload)).items():
+            with cache.transact():
+                for server_key in batch:
+                    cache.set(server_key, payload[server_key], expire=lifetime, tag=self.key_prefix)
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """diskcache's ``add`` for every item, in one write transaction per shard."""

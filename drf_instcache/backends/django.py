@@ -191,30 +191,21 @@ class DjangoCacheBackend(BaseBackend):
         }
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
-        if not items:
-            return
-        lifetime = self.resolve_timeout(timeout)
-        if lifetime is not None and lifetime <= 0:
-            self.delete_many(list(items))
-            return
-        fitting, too_large = self.split_oversized(items)
+        self.store(items, timeout, self._write)
+
+    def _write(self, fitting: dict[str, bytes], lifetime: float | None) -> ValueTooLarge | None:
+        """The cache's ``set_many``; the values it reports it did not store."""
         django_timeout = None if lifetime is None else self.whole_seconds(lifetime)
-        refused: list[str] = []
-        if fitting:
-            by_server_key = {self.server_key(key): key for key in fitting}
-            data = {server_key: bytes(fitting[key]) for server_key, key in by_server_key.items()}
-            with self.translate_errors("set_many"):
-                failed = self.cache.set_many(data, timeout=django_timeout)
-            refused = [by_server_key[server_key] for server_key in failed or ()]
-        if refused:
-            # Django's memcached backends report the keys the server did not store;
-            # the usual reason is an item over the server's size limit.
-            sizes = [len(items[key]) for key in refused]
-            keys = [*(too_large.keys if too_large else []), *refused]
-            all_sizes = [*(too_large.sizes if too_large else []), *sizes]
-            raise ValueTooLarge(keys, self.max_value_size or min(sizes), all_sizes)
-        if too_large:
-            raise too_large
+        by_server_key = {self.server_key(key): key for key in fitting}
+        data = {server_key: bytes(fitting[key]) for server_key, key in by_server_key.items()}
+        failed = self.cache.set_many(data, timeout=django_timeout)
+        refused = [by_server_key[server_key] for server_key in failed or ()]
+        if not refused:
+            return None
+        # Django's memcached backends report the keys the server did not store;
+        # the usual reason is an item over the server's size limit.
+        sizes = [len(fitting[key]) for key in refused]
+        return ValueTooLarge(refused, self.max_value_size or min(sizes), sizes)
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """The alias's ``add`` for each item (Django has no bulk add): one call per key."""

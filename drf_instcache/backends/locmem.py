@@ -51,20 +51,14 @@ class LocMemBackend(BaseBackend):
         return found
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
-        if not items:
-            return
-        lifetime = self.resolve_timeout(timeout)
-        if lifetime is not None and lifetime <= 0:
-            self.delete_many(list(items))
-            return
-        fitting, too_large = self.split_oversized(items)
+        self.store(items, timeout, self._write)
+
+    def _write(self, fitting: dict[str, bytes], lifetime: float | None) -> None:
         expires = None if lifetime is None else time.monotonic() + lifetime
         with self._lock:
             self.round_trips += 1
             for key, value in fitting.items():
                 self._data[self.server_key(key)] = (bytes(value), expires)
-        if too_large:
-            raise too_large
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """Store the items whose keys are absent or expired, atomically under the lock."""

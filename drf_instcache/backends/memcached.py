@@ -408,14 +408,12 @@ class MemcachedBackend(BaseBackend):
         return found
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
-        if not items:
-            return
-        lifetime = self.resolve_timeout(timeout)
-        if lifetime is not None and lifetime <= 0:
-            self.delete_many(list(items))
-            return
-        self._learn_item_limits()
-        fitting, too_large = self.split_oversized(items)
+        if items:
+            self._learn_item_limits()  # before the values are measured against the limit
+        self.store(items, timeout, self._write)
+
+    def _write(self, fitting: dict[str, bytes], lifetime: float | None) -> ValueTooLarge | None:
+        """One ``set_many`` per server; the values a server refused as too large."""
         expire = memcached_expire(lifetime, time.time())
         payload = {self.server_key(key): bytes(value) for key, value in fitting.items()}
         caller_keys = {self.server_key(key): key for key in fitting}
@@ -428,12 +426,12 @@ class MemcachedBackend(BaseBackend):
             except BackendUnavailable as error:
                 errors.append(error)
         self._raise_first(errors)
-        if refused:
-            keys = (too_large.keys if too_large else []) + [caller_keys[k] for k in refused]
-            sizes = (too_large.sizes if too_large else []) + [len(payload[k]) for k in refused]
-            raise ValueTooLarge(keys, self.max_value_size or min(sizes) - 1, sizes)
-        if too_large:
-            raise too_large
+        if not refused:
+            return None
+        sizes = [len(payload[key]) for key in refused]
+        return ValueTooLarge(
+            [caller_keys[key] for key in refused], self.max_value_size or min(sizes) - 1, sizes
+        )
 
     def _store(self, node: _Node, batch: dict[str, bytes], expire: int) -> list[str]:
         """Store ``batch`` on ``node`` in one request; return the keys refused as too large."""

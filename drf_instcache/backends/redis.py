@@ -304,22 +304,15 @@ class RedisBackend(BaseBackend):
         }
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
-        if not items:
-            return
-        lifetime = self.resolve_timeout(timeout)
-        if lifetime is not None and lifetime <= 0:
-            self.delete_many(list(items))
-            return
-        fitting, too_large = self.split_oversized(items)
+        self.store(items, timeout, self._write)
+
+    def _write(self, fitting: dict[str, bytes], lifetime: float | None) -> None:
+        """``SET key value PX ms`` for every item, in one pipeline."""
         milliseconds = self._milliseconds(lifetime)
-        if fitting:
-            with self.translate_errors("set_many"):
-                pipeline = self.client.pipeline(transaction=False)
-                for key, value in fitting.items():
-                    pipeline.set(self.server_key(key), value, px=milliseconds)
-                pipeline.execute()
-        if too_large:
-            raise too_large
+        pipeline = self.client.pipeline(transaction=False)
+        for key, value in fitting.items():
+            pipeline.set(self.server_key(key), value, px=milliseconds)
+        pipeline.execute()
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         """``SET key value NX PX ms`` for every item, in one pipeline."""
