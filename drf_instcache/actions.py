@@ -56,7 +56,7 @@ class FastAction:
 
         def action(request: Any, *args: Any, **kwargs: Any) -> Any:
             if instance.serves_rendered():
-                return fast(instance, request, *args, **kwargs)
+                return fast(instance, bound, request, *args, **kwargs)
             return bound(request, *args, **kwargs)
 
         # What functools.wraps would copy, minus its cost (this runs on every request).
@@ -66,13 +66,15 @@ class FastAction:
         return action
 
 
-def fast_list(view: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+def fast_list(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+    """The fast ``list``; ``plain`` is DRF's, which serves what the fast path cannot."""
     from drf_instcache import fastview
 
-    return fastview.list_response(view, request)
+    return fastview.list_response(view, plain, request, *args, **kwargs)
 
 
-def fast_retrieve(view: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+def fast_retrieve(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+    """The fast ``retrieve``; ``plain`` is DRF's, which serves what the fast path cannot."""
     from drf_instcache import fastview
 
-    return fastview.retrieve_response(view, request, **kwargs)
+    return fastview.retrieve_response(view, plain, request, *args, **kwargs)

@@ -13,7 +13,16 @@ class InstcacheConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing these modules registers their system checks.
-        from drf_instcache import checks, counters, discovery, listqueries, rendered_checks  # noqa: F401
+        from drf_instcache import (  # noqa: F401
+            checks,
+            counters,
+            discovery,
+            listqueries,
+            rendered_checks,
+            transactions,
+        )
 
         # Cached list queries are invalidated by every process's writes (see listqueries).
         listqueries.listen()
+        # Reads inside a transaction that has written bypass the cache (see transactions).
+        transactions.install()

@@ -25,7 +25,7 @@ from django.db import models
 
 from drf_instcache import counters as stats
 from drf_instcache import settings as instcache_settings
-from drf_instcache import unsettled
+from drf_instcache import transactions, unsettled
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
 from drf_instcache.codecs import Codec, resolve_codec
 from drf_instcache.exceptions import (
@@ -258,7 +258,7 @@ class BaseCache:
         if not specs_by_key:
             return {}
 
-        backend = self.backend
+        backend = None if transactions.dirty() else self.backend
         codec = self.codec
         keys = list(specs_by_key)
         stamp_of = {name: self.entry_stamp(name, version) for name in set(model_of_key.values())}
@@ -340,14 +340,9 @@ class BaseCache:
         stats.incr("loaded", len(to_fill))
 
         if writable and backend is not None:
-            # A claimed key whose row is gone must not keep others waiting on its lease.
-            emptied = [key for key in gone if key in leases or key in corrupt]
-            if emptied:
-                self._delete(backend, emptied)
-            if leases:
-                self._fill(backend, {k: (leases[k], v) for k, v in to_fill.items() if k in leases})
-            elif plain_fills:
-                self._store(backend, {k: v for k, v in to_fill.items() if k in plain_fills})
+            transactions.unless_rolled_back(
+                lambda: self._write_back(backend, to_fill, gone, leases, corrupt, plain_fills)
+            )
 
         result: InstanceMap = {}
         for key, specs in specs_by_key.items():
@@ -357,6 +352,25 @@ class BaseCache:
             for index, spec in enumerate(specs):
                 result[spec] = (native if index == 0 else dict(native), key, objects.get(key))
         return result
+
+    def _write_back(
+        self,
+        backend: Backend,
+        to_fill: dict[str, bytes],
+        gone: list[str],
+        leases: dict[str, bytes],
+        corrupt: dict[str, bytes],
+        plain_fills: set[str],
+    ) -> None:
+        """Store what a read loaded: over our leases, or as plain writes without them."""
+        # A claimed key whose row is gone must not keep others waiting on its lease.
+        emptied = [key for key in gone if key in leases or key in corrupt]
+        if emptied:
+            self._delete(backend, emptied)
+        if leases:
+            self._fill(backend, {k: (leases[k], v) for k, v in to_fill.items() if k in leases})
+        elif plain_fills:
+            self._store(backend, {k: v for k, v in to_fill.items() if k in plain_fills})
 
     # -- entries ----------------------------------------------------------------------
     def entry_stamp(self, model_name: str, version: str) -> str:

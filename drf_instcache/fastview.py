@@ -14,6 +14,7 @@ with the cached bytes joined into it (:mod:`drf_instcache.fastjson`); other rend
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
 from django.db.models import QuerySet
 from django.http import Http404
+from django.urls import get_script_prefix
+from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import (
     CursorPagination,
     LimitOffsetPagination,
@@ -30,6 +33,7 @@ from rest_framework.pagination import (
 )
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from drf_instcache import listqueries, rendered
 from drf_instcache.exceptions import ImproperlyConfigured
@@ -41,49 +45,118 @@ from drf_instcache.fastjson import (
     splices,
 )
 
-__all__ = ["list_response", "plan_of", "retrieve_response"]
+__all__ = ["list_response", "retrieve_response", "usable_plan"]
 
-_refused: dict[rendered.RenderedPlan, str] = {}
+logger = logging.getLogger("drf_instcache.fastview")
+
+_refused: set[tuple[type, str]] = set()
 
 
-def plan_of(view: Any) -> rendered.RenderedPlan:
-    """The view's plan for this request's serializer class; refused if unusable.
+def refuse(view: Any, reason: str) -> None:
+    """Log once per view class and reason that plain DRF serves this view's reads."""
+    if (type(view), reason) in _refused:
+        return
+    _refused.add((type(view), reason))
+    logger.warning(
+        "drf-instcache: %s is served by plain DRF, not from rendered entries: %s",
+        type(view).__name__,
+        reason,
+    )
 
-    The plan is connected for invalidation on first use, so a process that serves
-    entries also drops them on writes (connect views in ``AppConfig.ready()`` so that
-    processes that only write do too).
+
+def usable_plan(view: Any, request: Any) -> rendered.RenderedPlan | None:
+    """The view's plan for this request's serializer class, or None: plain DRF serves it.
+
+    None for renderers that do not splice cached JSON (the browsable API renders from
+    the serializer, with its forms; other formats are not what was cached), and for
+    views the fast path cannot cache (each logged once). The plan is connected for
+    invalidation on first use, so a process that serves entries also drops them on
+    writes (connect views in ``AppConfig.ready()`` so that processes that only write
+    do too).
     """
-    serializer_class = view.get_serializer_class()
-    plan = rendered.plan_for_view(type(view), serializer_class)
+    if not splices(request.accepted_renderer):
+        return None
+    try:
+        serializer_class = view.get_serializer_class()
+    except AssertionError:  # DRF's own complaint (no serializer_class): let it speak
+        return None
+    try:
+        plan = rendered.plan_for_view(type(view), serializer_class)
+    except ImproperlyConfigured as error:
+        refuse(view, str(error))
+        return None
     problems = plan.problems()
     if problems:
-        raise ImproperlyConfigured(
-            f"{type(view).__name__} cannot cache rendered output: " + "; ".join(problems)
-        )
+        refuse(view, "; ".join(problems))
+        return None
     if not plan.connected:
         rendered.connect(type(view), serializer_class=serializer_class)
     return plan
 
 
-def filtered_queryset(view: Any) -> QuerySet:
-    """The view's queryset through its filter backends, not wrapped for the instance cache."""
-    from drf_instcache.mixins import CachedViewMixin
+def filtered_queryset(view: Any) -> QuerySet | None:
+    """``filter_queryset(get_queryset())`` as DRF computes it, or None if not a QuerySet.
 
-    return super(CachedViewMixin, view).filter_queryset(view.get_queryset())
+    The mixin does not wrap a fast view's queryset, so the view's own overrides of
+    both methods run as in plain DRF.
+    """
+    queryset = view.get_queryset()
+    if isinstance(queryset, QuerySet):
+        queryset = view.filter_queryset(queryset)
+        if isinstance(queryset, QuerySet):
+            return queryset
+    refuse(view, f"its queryset is a {type(queryset).__name__}, not a QuerySet")
+    return None
 
 
 def variant_of(view: Any, request: Any, plan: rendered.RenderedPlan) -> str:
-    """What of the request the plan's output depends on (empty when nothing)."""
+    """What of the request the plan's output depends on (empty when nothing).
+
+    For hyperlinked output, everything DRF's ``reverse()`` writes into a URL: scheme,
+    host and script prefix, the versioning scheme and version, the format suffix and
+    the ``?format=`` parameter it keeps.
+    """
     if not plan.varies:
         return ""
     parts: list[str] = []
     if plan.analysis.hyperlinked:
-        # What hyperlinked fields put in a URL: scheme and host, API version, suffix.
-        parts += [request.scheme, request.get_host(), str(request.version or "")]
-        parts.append(str(getattr(view, "format_kwarg", None) or ""))
+        scheme = getattr(request, "versioning_scheme", None)
+        parts += [
+            request.scheme,
+            request.get_host(),
+            get_script_prefix(),
+            type(scheme).__name__ if scheme is not None else "",
+            str(request.version or ""),
+            str(getattr(view, "format_kwarg", None) or ""),
+        ]
+        override = api_settings.URL_FORMAT_OVERRIDE
+        if override:
+            parts.append(request.query_params.get(override) or "")
     if plan.keyed:
         parts.append(str(view.rendered_context_key(request)))
     return "|".join(parts)
+
+
+@functools.cache
+def _overrides(view_class: type, name: str) -> bool:
+    """Whether a class in front of the mixin defines ``name`` (a view's own override)."""
+    from drf_instcache.mixins import CachedViewMixin
+
+    for klass in view_class.__mro__:
+        if klass is CachedViewMixin:
+            return False
+        if name in vars(klass):
+            return True
+    return False
+
+
+def _data(view: Any, request: Any, action: str, chunks: list[Any]) -> Any:
+    """The cached JSON for the renderer: spliced as bytes, or decoded when the view's own
+    ``list``/``retrieve`` override (or a non-splicing renderer) gets to look at it."""
+    if splices(request.accepted_renderer) and not _overrides(type(view), action):
+        return RenderedItems(chunks) if action == "list" else RenderedObject(chunks[0])
+    decoded = list(map(decode, chunks))
+    return decoded if action == "list" else decoded[0]
 
 
 def _renderer(view: Any, plan: rendered.RenderedPlan) -> rendered.Render:
@@ -251,13 +324,15 @@ def _read_ahead_keys(plan: rendered.RenderedPlan, guessed: list[Any]) -> dict[st
     return keys
 
 
-def list_response(view: Any, request: Any) -> Response:
+def list_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
     """``list`` from rendered entries: count and page keys from the database (or the
-    list query cache), bodies from the rendered entries."""
-    plan = plan_of(view)
+    list query cache), bodies from the rendered entries; plain DRF where it cannot."""
+    plan = usable_plan(view, request)
+    queryset = filtered_queryset(view) if plan is not None else None
+    if plan is None or queryset is None:
+        return plain(request, *args, **kwargs)
     core = view.get_cache()
     backend = core.backend
-    queryset = filtered_queryset(view)
     if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
         queryset = queryset.prefetch_related(None)
     listing = _page_pks(view, queryset, backend, plan)
@@ -272,9 +347,7 @@ def list_response(view: Any, request: Any) -> Response:
     ids = list(map(str, listing.pks))
     # A warm page comes back in page order already; otherwise pick the rows still there.
     chunks = list(found.values()) if list(found) == ids else [found[i] for i in ids if i in found]
-    items: Any = (
-        RenderedItems(chunks) if splices(request.accepted_renderer) else list(map(decode, chunks))
-    )
+    items = _data(view, request, "list", chunks)
     if listing.paginated:
         return view.get_paginated_response(items)
     return Response(items)
@@ -299,39 +372,57 @@ def _pk_only_lookup(view: Any, queryset: QuerySet, field: str) -> bool:
     )
 
 
-def retrieve_response(view: Any, request: Any, **kwargs: Any) -> Response:
-    """``retrieve`` from a rendered entry: 404s and permissions as in plain DRF."""
-    plan = plan_of(view)
-    queryset = filtered_queryset(view)
+@functools.cache
+def _custom_get_object(view_class: type) -> bool:
+    """Whether the view overrides DRF's ``get_object`` (it then decides what is shown)."""
+    return view_class.get_object is not GenericAPIView.get_object  # type: ignore[attr-defined]
+
+
+def retrieve_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
+    """``retrieve`` from a rendered entry: 404s and permissions as in plain DRF.
+
+    A view's own ``get_object()`` runs as it is (one query, as in plain DRF) and the
+    entry of the object it returns is served; otherwise the lookup is DRF's, asking the
+    database only what it must (nothing for an unfiltered lookup by primary key).
+    """
+    plan = usable_plan(view, request)
+    if plan is None:
+        return plain(request, *args, **kwargs)
+    if _custom_get_object(type(view)):
+        obj = view.get_object()
+        if not isinstance(obj, plan.model) or obj.pk is None:
+            return Response(view.get_serializer(obj).data)
+        return _serve_object(view, request, plan, obj)
     lookup_url_kwarg = view.lookup_url_kwarg or view.lookup_field
-    assert lookup_url_kwarg in view.kwargs, (
-        f"Expected view {type(view).__name__} to be called with a URL keyword argument "
-        f"named {lookup_url_kwarg!r}."
-    )
+    queryset = filtered_queryset(view) if lookup_url_kwarg in view.kwargs else None
+    if queryset is None:  # DRF's own assertion, or a queryset the fast path cannot read
+        return plain(request, *args, **kwargs)
     value = view.kwargs[lookup_url_kwarg]
-    render = None
     if _checks_objects(view):
         obj = _get_or_404(queryset, {view.lookup_field: value})
         view.check_object_permissions(request, obj)
-        pk = obj.pk
-        child = view.get_serializer(obj)
-
-        def render(pks: list[str]) -> dict[str, bytes]:
-            return {str(obj.pk): encode_representation(child.data)} if pks else {}
-
-    elif _pk_only_lookup(view, queryset, view.lookup_field):
+        return _serve_object(view, request, plan, obj)
+    if _pk_only_lookup(view, queryset, view.lookup_field):
         try:
             pk = queryset.model._meta.pk.to_python(value)
         except ValidationError:
             raise Http404 from None
     else:
         pk = _pk_or_404(queryset, {view.lookup_field: value})
-    chunk = _fetch(view, plan, [pk], render).get(str(pk))
+    chunk = _fetch(view, plan, [pk]).get(str(pk))
     if chunk is None:
         raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
-    if splices(request.accepted_renderer):
-        return Response(RenderedObject(chunk))
-    return Response(decode(chunk))
+    return Response(_data(view, request, "retrieve", [chunk]))
+
+
+def _serve_object(view: Any, request: Any, plan: rendered.RenderedPlan, obj: Any) -> Response:
+    """The entry of an object already loaded (rendered from it on a miss)."""
+
+    def render(pks: list[str]) -> dict[str, bytes]:
+        return {str(obj.pk): encode_representation(view.get_serializer(obj).data)} if pks else {}
+
+    chunk = _fetch(view, plan, [obj.pk], render)[str(obj.pk)]
+    return Response(_data(view, request, "retrieve", [chunk]))
 
 
 def _get_or_404(queryset: QuerySet, lookup: dict[str, Any]) -> Any:

@@ -45,13 +45,13 @@ from typing import Any
 import orjson
 from django.core.exceptions import EmptyResultSet
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 from django.utils.functional import cached_property
 
 from drf_instcache import settings as instcache_settings
+from drf_instcache import transactions
 from drf_instcache.backends.base import Backend, supports_leases
 from drf_instcache.exceptions import BackendUnavailable
 
@@ -329,6 +329,9 @@ class CachedKeys:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
+        transactions.unless_rolled_back(lambda: self._store(pending))
+
+    def _store(self, pending: dict[str, bytes]) -> None:
         try:
             self.backend.set_many(pending)
         except BackendUnavailable as error:
@@ -388,7 +391,7 @@ def _schedule(model: type[Model], using: str | None) -> None:
     if not enabled():
         return
     tables = _tables(model)
-    transaction.on_commit(lambda: tables_changed(tables), using=using, robust=True)
+    transactions.after_commit(lambda: tables_changed(tables), using=using)
 
 
 def _on_save_or_delete(sender: type[Model], using: str | None = None, **kwargs: Any) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from drf_instcache import counters
+from drf_instcache import counters, transactions
 from drf_instcache import settings as instcache_settings
 from drf_instcache.actions import FastAction, fast_list, fast_retrieve
 from drf_instcache.cache import BaseCache
@@ -136,6 +136,7 @@ class CachedViewMixin:
             request is not None
             and request.method in CACHED_METHODS
             and instcache_settings.enabled()
+            and not transactions.dirty()
         )
 
     def filter_queryset(self, queryset: Any) -> Any:
@@ -149,8 +150,8 @@ class CachedViewMixin:
         cached instance.
         """
         queryset = super().filter_queryset(queryset)  # type: ignore[misc]
-        if not (isinstance(queryset, QuerySet) and self.reads_from_cache()):
-            return queryset
+        if self.cache_rendered or not (isinstance(queryset, QuerySet) and self.reads_from_cache()):
+            return queryset  # the fast path reads keys of the real queryset itself
         cache = self.get_cache()
         if not self._caches_model(cache, queryset.model):
             return queryset

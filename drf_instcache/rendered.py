@@ -34,6 +34,7 @@ from typing import Any, cast
 from django.db.models import Model
 
 from drf_instcache import counters as stats
+from drf_instcache import transactions
 from drf_instcache.backends.base import Backend
 from drf_instcache.cache import BaseCache
 from drf_instcache.dependencies import Analysis, Dependency, analyze
@@ -286,7 +287,7 @@ def fetch(
     backend = core.backend
     if not ids:
         return {}
-    if backend is None:
+    if backend is None or transactions.dirty():
         return dict(render(ids))
     try:
         token = _token(plan, backend, variant)
@@ -424,7 +425,10 @@ class _Fill:
         rendered = dict(render(missing)) if missing else {}
         stats.incr("loaded", len(rendered))
         if writable:
-            self._store(rendered, leases, policy is not None, {*empty, *corrupt})
+            fillable = {*empty, *corrupt}
+            transactions.unless_rolled_back(
+                lambda: self._store(rendered, leases, policy is not None, fillable)
+            )
         found.update(rendered)
         return found
 

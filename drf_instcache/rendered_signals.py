@@ -28,11 +28,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from drf_instcache import settings as instcache_settings
+from drf_instcache import transactions
 from drf_instcache.dependencies import REVERSE, Dependency
 from drf_instcache.rendered import RenderedPlan, invalidate, registry
 
@@ -90,7 +90,7 @@ class Job:
 
     def schedule(self) -> None:
         if self.stale or self.lookups:
-            transaction.on_commit(self.run, using=self.using, robust=True)
+            transactions.after_commit(self.run, using=self.using)
 
 
 def _stash(instance: Model, stale: Stale, moved: set[Dependency]) -> None:

@@ -36,12 +36,12 @@ from typing import Any
 
 from django.apps import apps
 from django.core import checks
-from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from drf_instcache import checks as instcache_checks
 from drf_instcache import settings as instcache_settings
+from drf_instcache import transactions
 from drf_instcache.cache import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 
@@ -232,13 +232,8 @@ class Job:
 
 
 def _after_commit(using: str | None, job: Job) -> None:
-    """Run ``job`` once the transaction commits (at once outside a transaction).
-
-    ``robust``: the write is already committed, so a failing cache update must not turn
-    it into an error response; Django logs the exception, and the entry's lifetime
-    bounds the staleness.
-    """
-    transaction.on_commit(job.run, using=using, robust=True)
+    """Run ``job`` once the transaction commits (at once outside a transaction)."""
+    transactions.after_commit(job.run, using=using)
 
 
 # -- receivers ----------------------------------------------------------------------------

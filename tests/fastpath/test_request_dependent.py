@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-import pytest
+import logging
+
 from django.core import checks
 from django.urls import include, path
 from rest_framework import serializers, viewsets
@@ -16,7 +17,6 @@ from rest_framework.routers import SimpleRouter
 
 from drf_instcache import rendered, variants
 from drf_instcache import settings as instcache_settings
-from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.mixins import CachedViewMixin
 from drf_instcache.rendered_checks import check_view
 from example.polls.models import Choice, Question
@@ -85,16 +85,27 @@ def test_a_vote_reaches_every_users_variant(api, polls: Polls):
         assert fast["mine"] is (user == voter)
 
 
-def test_a_view_reading_the_request_without_a_context_key_is_refused(api, polls: Polls, settings):
+def test_a_view_reading_the_request_without_a_context_key_is_served_by_plain_drf(
+    api, polls: Polls, settings, caplog
+):
     messages = check_view(UnkeyedMineChoices, connected=True)
     assert [message.id for message in messages] == ["drf_instcache.E021"]
     assert "MineSerializer.mine" in messages[0].msg
     assert "rendered_context_key" in messages[0].hint
 
     settings.ROOT_URLCONF = __name__
-    api.force_authenticate(polls.users[0])
-    with pytest.raises(ImproperlyConfigured, match=r"MineSerializer\.mine"):
-        api.get("/bad/unkeyed/")
+    settings.DRF_INSTCACHE_DEBUG_HEADERS = True
+    choice = polls.choices[0]
+    choice.voters.add(polls.users[0])
+    for user in (polls.users[0], polls.users[1]):  # each sees their own "mine", as in DRF
+        api.force_authenticate(user)
+        with caplog.at_level(logging.WARNING, logger="drf_instcache.fastview"):
+            response = api.get(f"/bad/unkeyed/{choice.pk}/")
+        assert response.status_code == 200
+        assert response.json()["mine"] is (user == polls.users[0])
+        assert "hits=0 misses=0" in response["X-Instcache"]  # plain DRF served it
+    warned = [r.getMessage() for r in caplog.records if "UnkeyedMineChoices" in r.getMessage()]
+    assert len(warned) == 1 and "MineSerializer.mine" in warned[0]
 
 
 def test_system_checks_report_the_fast_views_of_the_url_conf(settings):
