@@ -8,8 +8,10 @@ be checked to come from the cache.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import django_filters
 import pytest
 from django.core.cache import cache as django_cache
 
@@ -46,6 +48,9 @@ def level(request: pytest.FixtureRequest, settings: Any) -> str:
 def transparency_settings(settings: Any) -> None:
     settings.ROOT_URLCONF = "tests.transparency.urls"
     settings.DRF_INSTCACHE_DEBUG_HEADERS = True
+    # django-filter's form templates, for the browsable API, without installing the app.
+    templates = Path(django_filters.__file__).parent / "templates"
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [str(templates)]}]
     django_cache.clear()  # throttle histories
 
 
