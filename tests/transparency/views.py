@@ -156,6 +156,14 @@ class EnvelopePagination(PageNumberPagination):
         )
 
 
+class PathVersions(URLPathVersioning):
+    allowed_versions = ("v1", "v2")
+
+
+class NamespaceVersions(NamespaceVersioning):
+    allowed_versions = ("v1", "v2")
+
+
 class ThreePerMinuteUser(UserRateThrottle):
     rate = "3/min"
 
@@ -390,15 +398,13 @@ class LinkedQuestions(Questions):
 class PathVersionedQuestions(LinkedQuestions):
     """Hyperlinked questions; the version is in the URL path."""
 
-    versioning_class = URLPathVersioning
-    allowed_versions = ("v1", "v2")
+    versioning_class = PathVersions
 
 
 class NamespaceVersionedQuestions(LinkedQuestions):
     """Hyperlinked questions; the version is the URL namespace."""
 
-    versioning_class = NamespaceVersioning
-    allowed_versions = ("v1", "v2")
+    versioning_class = NamespaceVersions
 
 
 def link_target(request: Any, **kwargs: Any) -> HttpResponse:
