@@ -138,6 +138,8 @@ class Analysis:
     """Fields whose dependencies cannot be read from their declaration, undeclared."""
     errors: list[Finding] = field(default_factory=list)
     """Reasons the serializer cannot be cached per instance at all."""
+    bad_declarations: list[Finding] = field(default_factory=list)
+    """``rendered_dependencies`` paths that name no relation: a configuration error."""
     fingerprint: str = ""
 
     def models(self) -> set[type[Model]]:
@@ -341,7 +343,9 @@ class _Analyzer:
             try:
                 steps = parse_path(model, path)
             except ValueError as error:
-                self.analysis.errors.append(Finding(where, f"rendered_dependencies: {error}"))
+                self.analysis.bad_declarations.append(
+                    Finding(where, f"rendered_dependencies: {error}")
+                )
                 continue
             self.depend(prefix, steps, True, f"{where} (declared)")
 

@@ -105,7 +105,11 @@ class RenderedPlan:
 
     def problems(self) -> list[str]:
         """Why this plan must not be served (empty when it may)."""
-        found = [f"{finding.where}: {finding.detail}" for finding in self.analysis.errors]
+        analysis = self.analysis
+        found = [
+            f"{finding.where}: {finding.detail}"
+            for finding in [*analysis.bad_declarations, *analysis.errors]
+        ]
         if not self.keyed:
             found += [
                 f"{finding.where}: {finding.detail}, so its output may differ per request; "

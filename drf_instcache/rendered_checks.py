@@ -1,23 +1,18 @@
-"""System checks of the fast path: a view that would cache wrong output fails at start-up.
+"""System checks of the fast path, for every view with ``cache_rendered = True`` found in
+the URL conf or connected with :func:`drf_instcache.rendered.connect`.
 
-Every view with ``cache_rendered = True`` found in the URL conf, or connected with
-:func:`drf_instcache.rendered.connect`, is analysed (:mod:`drf_instcache.dependencies`):
-
-* ``drf_instcache.E020``: the view cannot cache rendered output at all (no serializer or
-  model, a serializer that cannot be built without a request, a list serializer that
-  renders the list as a whole, a bad ``rendered_dependencies`` path);
+* ``drf_instcache.E020``: a ``rendered_dependencies`` path names no relation;
 * ``drf_instcache.E021``: a field (or the serializer) reads the serializer context, so
-  its output may differ per request, and the view declares no
-  ``rendered_context_key``. The error names the field;
+  its output may differ per request, and the view declares no ``rendered_context_key``
+  (the error names the field; its reads are served by plain DRF until it is fixed);
 * ``drf_instcache.E022``: ``cache_rendered`` needs orjson, which is not installed;
 * ``drf_instcache.W020``: a field whose dependencies cannot be read from its declaration
-  (a ``SerializerMethodField``, a property) has none declared, so writes to the rows it
-  reads may leave entries stale;
+  has none declared, so writes to the rows it reads may leave entries stale;
 * ``drf_instcache.W021``: the view was not connected at start-up, so processes that
-  write without serving it (a shell, a worker) will not drop its entries.
-
-The same problems stop a request at run time (:class:`ImproperlyConfigured`), since
-servers such as gunicorn do not run system checks.
+  write without serving it (a shell, a worker) will not drop its entries;
+* ``drf_instcache.W022``: the fast path cannot cache this view (no model or serializer,
+  a queryset that is not a QuerySet, a serializer that needs a request...): plain DRF
+  serves its reads.
 """
 
 from __future__ import annotations
@@ -26,6 +21,7 @@ import importlib.util
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Warning
+from django.db.models import Manager, QuerySet
 from django.urls import get_resolver
 
 from drf_instcache import rendered
@@ -40,6 +36,10 @@ HINT_CONTEXT = (
 HINT_OPAQUE = (
     "Declare the rows it reads: rendered_dependencies = {field: ['orm__path', ...]} on "
     "the view or in the serializer's Meta ([] when it reads only the instance's own row)."
+)
+HINT_PLAIN = (
+    "Its reads are as without the cache. Give it a QuerySet and a ModelSerializer "
+    "rendering instance by instance to cache them, or set cache_rendered = False."
 )
 HINT_CONNECT = (
     "Call drf_instcache.rendered.connect(ViewClass, ...) in an AppConfig.ready(), next to "
@@ -69,22 +69,45 @@ def fast_views_in_urlconf(urlconf: str | None = None) -> list[type]:
     return list(found)
 
 
+def _served_plainly(view_class: type, reason: str) -> Warning:
+    return Warning(
+        f"{view_class.__name__} is served by plain DRF, not from rendered entries: {reason}.",
+        hint=HINT_PLAIN,
+        obj=_label(view_class),
+        id="drf_instcache.W022",
+    )
+
+
+def _static_queryset_problem(view_class: type) -> str | None:
+    queryset = getattr(view_class, "queryset", None)
+    if queryset is None or isinstance(queryset, QuerySet | Manager):
+        return None
+    return f"its queryset is a {type(queryset).__name__}, not a QuerySet"
+
+
 def check_view(view_class: type, connected: bool | None = None) -> list[CheckMessage]:
     """The fast path's check messages for one view class."""
     label = _label(view_class)
+    problem = _static_queryset_problem(view_class)
+    if problem is not None:
+        return [_served_plainly(view_class, problem)]
     try:
         plan = rendered.plan_for_view(view_class)
     except ImproperlyConfigured as error:
-        return [Error(str(error), obj=label, id="drf_instcache.E020")]
+        return [_served_plainly(view_class, str(error))]
     analysis = plan.analysis
     messages: list[CheckMessage] = [
         Error(
             f"{view_class.__name__} cannot cache rendered output: {finding.where}: "
             f"{finding.detail}.",
-            hint="Fix the serializer or the declaration, or set cache_rendered = False.",
+            hint="Fix the declaration, or set cache_rendered = False.",
             obj=label,
             id="drf_instcache.E020",
         )
+        for finding in analysis.bad_declarations
+    ]
+    messages += [
+        _served_plainly(view_class, f"{finding.where}: {finding.detail}")
         for finding in analysis.errors
     ]
     if not plan.keyed:

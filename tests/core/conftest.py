@@ -21,7 +21,6 @@ from drf_instcache.backends.base import Backend
 from drf_instcache.backends.locmem import LocMemBackend
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
-from tests.committed import test_transaction_counts_as_committed  # noqa: F401  (autouse)
 
 HAS_DISK_BACKEND = importlib.util.find_spec("drf_instcache.backends.disk") is not None
 BACKEND_KINDS = ["locmem", "disk"] if HAS_DISK_BACKEND else ["locmem"]

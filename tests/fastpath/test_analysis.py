@@ -149,7 +149,7 @@ def test_a_list_rendered_as_a_whole_cannot_be_cached_per_instance():
 
 
 def test_bad_declared_paths_are_errors():
-    (error,) = analyze(PropertySerializer, Question, {"shout": ["choices__nope"]}).errors
+    (error,) = analyze(PropertySerializer, Question, {"shout": ["choices__nope"]}).bad_declarations
     assert "'nope'" in error.detail
 
 

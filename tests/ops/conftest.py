@@ -23,7 +23,6 @@ from drf_instcache.backends.base import Backend
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
 from tests.backends.config_redis import redis_server  # noqa: F401  (session fixture)
-from tests.committed import test_transaction_counts_as_committed  # noqa: F401  (autouse)
 
 each_backend = pytest.mark.parametrize("ops_backend", ["locmem", "disk", "redis"], indirect=True)
 """Run a test once per backend: in-process, on disk, and on a Redis server."""
