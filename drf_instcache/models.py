@@ -12,6 +12,7 @@ drf-cached-instances layout that the user guide imports from.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,11 @@ from django.db.models import QuerySet
 
 if TYPE_CHECKING:
     from drf_instcache.cache import BaseCache
+
+logger = logging.getLogger("drf_instcache.models")
+
+_loaded_for: set[tuple[type, str]] = set()
+"""(model, attribute) pairs already warned about as read from the database."""
 
 _PK_ALIASES = ("pk", "pk__exact")
 _MAX_GET_RESULTS = 21  # as Django's QuerySet.get: enough to say "more than 20"
@@ -171,8 +177,35 @@ class CachedModel:
             # A foreign key's ``<name>_id`` is the pk of the cached related object.
             if name.endswith("_id") and isinstance(data.get(name[:-3]), PkOnlyModel):
                 return data[name[:-3]].pk
+            if not name.startswith("_") and hasattr(model, name):
+                return getattr(self._instance(name), name)
         model_name = self.__dict__.get("_model", type(self)).__name__
         raise AttributeError(f"cached {model_name} has no attribute {name!r}")
+
+    def _instance(self, wanted: str) -> models.Model:
+        """The real row, for an attribute of the model the cache class does not store.
+
+        Code the cache does not know (a ``get_object()`` override, a permission, a
+        serializer field) may read any attribute of the model; answering from the
+        database costs a query but never changes the answer. Logged once per attribute.
+        """
+        model = self._model
+        if (model, wanted) not in _loaded_for:
+            _loaded_for.add((model, wanted))
+            logger.warning(
+                "drf-instcache: %s.%s is not in the cached representation; the row is "
+                "loaded from the database to read it (add it to the cache serializer).",
+                model.__name__,
+                wanted,
+            )
+        instance = self.__dict__.get("_real")
+        if instance is None:
+            try:
+                instance = model._base_manager.get(pk=self.pk)
+            except model.DoesNotExist:
+                raise AttributeError(f"cached {model.__name__} {self.pk!r} is gone") from None
+            self.__dict__["_real"] = instance
+        return instance
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(
@@ -381,7 +414,9 @@ class CachedQueryset:
 
         A lookup by primary key alone on an unfiltered queryset is served from the
         cache without any query; anything else asks the database for the matching
-        primary keys first. Raises ``DoesNotExist`` / ``MultipleObjectsReturned``.
+        primary keys first. Raises ``DoesNotExist`` / ``MultipleObjectsReturned``, and for
+        a malformed key what the real queryset raises (DRF's ``get_object`` makes a bare
+        404 of it).
         """
         model = self.model
         pk_lookup = self._pk_lookup(args, kwargs)
@@ -389,6 +424,7 @@ class CachedQueryset:
             try:
                 pk = model._meta.pk.to_python(pk_lookup)
             except (ValidationError, ValueError, TypeError):
+                self.queryset.filter(pk=pk_lookup)  # raises what the real get() raises
                 raise model.DoesNotExist(
                     f"{model.__name__} matching query does not exist (malformed primary key "
                     f"{pk_lookup!r})"

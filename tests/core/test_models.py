@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from rest_framework import serializers
 
+from drf_instcache import models as models_module
 from drf_instcache.models import CachedModel, CachedQueryset, PkOnlyModel, PkOnlyQueryset
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
@@ -97,10 +98,15 @@ def test_get_by_pk_costs_no_query_when_warm(cache, questions, django_assert_num_
             assert (item.pk, item.question_text) == (target.pk, "Question 2?")
 
 
-def test_get_missing_or_malformed_pk_is_does_not_exist(cache, questions, django_assert_num_queries):
+def test_get_missing_or_malformed_pk_raises_as_the_real_queryset(
+    cache, questions, django_assert_num_queries
+):
     queryset = cached_questions(cache)
-    with django_assert_num_queries(0), pytest.raises(Question.DoesNotExist, match="malformed"):
+    with pytest.raises(ValueError) as real:
+        Question.objects.get(pk="not-a-number")
+    with django_assert_num_queries(0), pytest.raises(ValueError) as cached:
         queryset.get(pk="not-a-number")
+    assert str(cached.value) == str(real.value)
     with pytest.raises(Question.DoesNotExist):
         queryset.get(pk=999_999)
 
@@ -231,6 +237,25 @@ def test_cached_model_is_read_only_and_strict(cached_choice):
         cached_choice.choice_text = "changed"
     with pytest.raises(AttributeError, match="no attribute 'votes'"):
         cached_choice.votes  # noqa: B018
+
+
+def test_a_model_attribute_the_cache_does_not_store_is_read_from_the_row(
+    cache, poll, caplog, django_assert_num_queries, monkeypatch
+):
+    monkeypatch.setattr(models_module, "_loaded_for", set())  # warnings are once per process
+    alice = poll["alice"]
+    native = cache.get_instances([("User", alice.pk, None)])[("User", alice.pk)][0]
+    cached = CachedModel(User, native)
+    assert "is_active" not in native
+    with caplog.at_level("WARNING", logger="drf_instcache.models"):
+        with django_assert_num_queries(1):  # the row, once for every attribute it lacks
+            assert cached.is_active is True
+            assert cached.get_full_name() == alice.get_full_name()
+            assert cached.is_active is True
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and "User.is_active" in warned[0]
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        cached.no_such_thing  # noqa: B018
 
 
 class ChoiceSerializer(serializers.ModelSerializer):
