@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from drf_instcache.counters import Stats
+    from drf_instcache.core.counters import Stats
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "stats"]
@@ -31,6 +31,6 @@ def stats(shared: bool = False) -> Stats:
         s = drf_instcache.stats()
         s.hits, s.misses, s.hit_ratio, s.models.get("question", {}).get("hits", 0)
     """
-    from drf_instcache import counters
+    from drf_instcache.core import counters
 
     return counters.shared() if shared else counters.current()

@@ -23,21 +23,13 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 
-from drf_instcache import counters as stats
 from drf_instcache import settings as instcache_settings
-from drf_instcache import transactions, unsettled
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
-from drf_instcache.codecs import Codec, resolve_codec
-from drf_instcache.exceptions import (
-    BackendUnavailable,
-    CorruptValue,
-    ImproperlyConfigured,
-    InstcacheError,
-    UnknownModel,
-    ValueTooLarge,
-)
-from drf_instcache.fields import TYPE_SEPARATOR, UnknownFieldType, get_converter, split_key
-from drf_instcache.leases import (
+from drf_instcache.core import counters as stats
+from drf_instcache.core import transactions, unsettled
+from drf_instcache.core.codecs import Codec, resolve_codec
+from drf_instcache.core.fields import TYPE_SEPARATOR, UnknownFieldType, get_converter, split_key
+from drf_instcache.core.leases import (
     MARKER_HEAD,
     UNCACHEABLE,
     LeasePolicy,
@@ -46,6 +38,14 @@ from drf_instcache.leases import (
     is_marker,
     new_lease,
     wait_for_fills,
+)
+from drf_instcache.exceptions import (
+    BackendUnavailable,
+    CorruptValue,
+    ImproperlyConfigured,
+    InstcacheError,
+    UnknownModel,
+    ValueTooLarge,
 )
 
 __all__ = [

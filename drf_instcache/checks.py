@@ -95,7 +95,7 @@ def check_breaker_setting() -> list[Error]:
 
 def check_leases_setting() -> list[Error]:
     """``DRF_INSTCACHE_LEASES`` must be None or a dict of positive TTL and WAIT >= 0."""
-    from drf_instcache.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
+    from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 
     try:
         parse_policy(getattr(django_settings, LEASES_SETTING, DEFAULT_LEASES))

@@ -1,235 +1,49 @@
-"""Converters between Python field values and JSON-able cache values.
+"""Face of :mod:`drf_instcache.core.fields`, kept so the old import path works."""
 
-A cache serializer stores a value that JSON cannot represent under ``"name:Type"``
-(``field_to_json('DateTime', 'date_joined', value)`` gives
-``("date_joined:DateTime", "2024-05-01T12:00:00.000001+00:00")``), and
-:meth:`~drf_instcache.cache.BaseCache.get_instances` turns it back on the way out.
-The type travels with the key, so readers need no schema.
+from drf_instcache.core.fields import (
+    TYPE_SEPARATOR,
+    Converter,
+    UnknownFieldType,
+    date_from_json,
+    date_to_json,
+    datetime_from_json,
+    datetime_to_json,
+    decimal_from_json,
+    decimal_to_json,
+    get_converter,
+    known_codes,
+    pk_from_json,
+    pk_to_json,
+    pklist_from_json,
+    pklist_to_json,
+    register_converter,
+    split_key,
+    timedelta_from_json,
+    timedelta_to_json,
+    uuid_from_json,
+    uuid_to_json,
+)
 
-Every representation is exact and fits every codec (json, orjson, msgpack), including
-their 64-bit integer limit: a TimeDelta is ``[days, seconds, microseconds]`` rather
-than a count of microseconds that could overflow.
-
-Projects add types with :func:`register_converter`, or per cache class with
-``field_<code>_to_json`` / ``field_<code>_from_json`` methods (which take precedence).
-"""
-
-from __future__ import annotations
-
-import datetime as dt
-import decimal
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from django.apps import apps
-from django.db import models
-
-from drf_instcache.exceptions import InstcacheError
-from drf_instcache.models import PkOnlyModel, PkOnlyQueryset
-
-if TYPE_CHECKING:
-    from drf_instcache.cache import BaseCache
-
-TYPE_SEPARATOR = ":"
-
-
-class UnknownFieldType(InstcacheError, LookupError):
-    """``field_to_json``/``field_from_json`` was given a type code nobody converts."""
-
-
-@dataclass(frozen=True)
-class Converter:
-    """How one type code is written to and read from the cache.
-
-    ``to_json(cache, *args, **kwargs)`` returns a JSON-able value; ``from_json(cache,
-    value)`` rebuilds the Python value. Both receive the cache so relation converters
-    can build :class:`PkOnlyModel` objects bound to it.
-    """
-
-    code: str
-    to_json: Callable[..., Any]
-    from_json: Callable[[BaseCache, Any], Any]
-
-
-_REGISTRY: dict[str, Converter] = {}
-
-
-def register_converter(
-    code: str, to_json: Callable[..., Any], from_json: Callable[[BaseCache, Any], Any]
-) -> Converter:
-    """Make ``code`` (case-insensitive, no ``:``) available to every cache class."""
-    if not code or TYPE_SEPARATOR in code or not code.isidentifier():
-        raise ValueError(f"a field type code must be an identifier without ':', not {code!r}")
-    converter = Converter(code, to_json, from_json)
-    _REGISTRY[code.lower()] = converter
-    return converter
-
-
-def get_converter(code: str) -> Converter:
-    """Return the registered converter for ``code``, or raise :class:`UnknownFieldType`."""
-    try:
-        return _REGISTRY[code.lower()]
-    except (KeyError, AttributeError):
-        raise UnknownFieldType(
-            f"no field converter for type {code!r}; built in: {', '.join(known_codes())} "
-            "(add one with register_converter() or field_<code>_to_json/_from_json methods)"
-        ) from None
-
-
-def known_codes() -> list[str]:
-    """The registered type codes, as spelled when registered."""
-    return [converter.code for converter in _REGISTRY.values()]
-
-
-def split_key(key_and_type: str) -> tuple[str, str]:
-    """Split ``"name:Type"`` into ``("name", "Type")``."""
-    name, separator, code = key_and_type.partition(TYPE_SEPARATOR)
-    if not separator or not name or not code:
-        raise ValueError(f"{key_and_type!r} is not a 'name:Type' key")
-    return name, code
-
-
-# -- dates and times -------------------------------------------------------------------
-def date_to_json(cache: BaseCache, value: dt.date | None) -> str | None:
-    """A date as ``YYYY-MM-DD`` (a datetime is cut to its date)."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    return value.isoformat()
-
-
-def date_from_json(cache: BaseCache, value: Any) -> dt.date | None:
-    """Read ``YYYY-MM-DD`` (or the original project's ``[y, m, d]`` triple)."""
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        return dt.date(*value)
-    return dt.date.fromisoformat(value)
-
-
-def datetime_to_json(cache: BaseCache, value: dt.datetime | None) -> str | None:
-    """An ISO 8601 string in UTC, microseconds kept; naive values are taken as UTC.
-
-    Naive datetimes are read as UTC rather than the local zone because that is what
-    Django stores with ``USE_TZ`` and what the original project assumed.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=dt.UTC)
-    else:
-        value = value.astimezone(dt.UTC)
-    return value.isoformat()
-
-
-def datetime_from_json(cache: BaseCache, value: Any) -> dt.datetime | None:
-    """Read the ISO string back as an aware UTC datetime."""
-    if value is None:
-        return None
-    parsed = dt.datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
-def timedelta_to_json(cache: BaseCache, value: dt.timedelta | None) -> list[int] | None:
-    """``[days, seconds, microseconds]``: exact over the whole timedelta range."""
-    if value is None:
-        return None
-    return [value.days, value.seconds, value.microseconds]
-
-
-def timedelta_from_json(cache: BaseCache, value: Any) -> dt.timedelta | None:
-    """Read the triple back (a plain number is taken as seconds)."""
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        days, seconds, microseconds = value
-        return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
-    return dt.timedelta(seconds=float(value))
-
-
-# -- exact numbers and identifiers -----------------------------------------------------
-def decimal_to_json(cache: BaseCache, value: decimal.Decimal | None) -> str | None:
-    """A Decimal as its exact string (a float would lose digits)."""
-    if value is None:
-        return None
-    if not isinstance(value, decimal.Decimal):
-        value = decimal.Decimal(str(value))
-    return str(value)
-
-
-def decimal_from_json(cache: BaseCache, value: Any) -> decimal.Decimal | None:
-    """Read the exact string back."""
-    return None if value is None else decimal.Decimal(value)
-
-
-def uuid_to_json(cache: BaseCache, value: uuid.UUID | str | None) -> str | None:
-    """A UUID in its canonical hyphenated form."""
-    if value is None:
-        return None
-    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-
-
-def uuid_from_json(cache: BaseCache, value: Any) -> uuid.UUID | None:
-    """Read the hyphenated string back."""
-    return None if value is None else uuid.UUID(value)
-
-
-# -- relations -------------------------------------------------------------------------
-def _model_label(model: type[models.Model] | str) -> str:
-    if isinstance(model, str):
-        return apps.get_model(model)._meta.label_lower
-    return model._meta.label_lower
-
-
-def _pk_to_json(value: Any) -> Any:
-    """A primary key as stored: ints and strings as they are, anything else as str."""
-    if value is None or isinstance(value, int | str):
-        return value
-    return str(value)
-
-
-def _pk_from_json(model: type[models.Model], value: Any) -> Any:
-    """Back to the pk field's Python type (a UUID pk comes back as a UUID)."""
-    return None if value is None else model._meta.pk.to_python(value)
-
-
-def pk_to_json(cache: BaseCache, model: type[models.Model] | str, pk: Any) -> dict[str, Any] | None:
-    """A related object as ``{"model": "app.model", "pk": pk}`` (None for a null FK)."""
-    if pk is None:
-        return None
-    return {"model": _model_label(model), "pk": _pk_to_json(pk)}
-
-
-def pk_from_json(cache: BaseCache, value: Any) -> PkOnlyModel | None:
-    """A :class:`PkOnlyModel` for the stored related object."""
-    if value is None:
-        return None
-    model = apps.get_model(value["model"])
-    return PkOnlyModel(cache, model, _pk_from_json(model, value["pk"]))
-
-
-def pklist_to_json(
-    cache: BaseCache, model: type[models.Model] | str, pks: Iterable[Any]
-) -> dict[str, Any]:
-    """Related objects as ``{"model": "app.model", "pks": [...]}``."""
-    return {"model": _model_label(model), "pks": [_pk_to_json(pk) for pk in pks]}
-
-
-def pklist_from_json(cache: BaseCache, value: Any) -> PkOnlyQueryset:
-    """A :class:`PkOnlyQueryset` for the stored related objects."""
-    model = apps.get_model(value["model"])
-    return PkOnlyQueryset(cache, model, [_pk_from_json(model, pk) for pk in value["pks"]])
-
-
-register_converter("Date", date_to_json, date_from_json)
-register_converter("DateTime", datetime_to_json, datetime_from_json)
-register_converter("TimeDelta", timedelta_to_json, timedelta_from_json)
-register_converter("Decimal", decimal_to_json, decimal_from_json)
-register_converter("UUID", uuid_to_json, uuid_from_json)
-register_converter("PK", pk_to_json, pk_from_json)
-register_converter("PKList", pklist_to_json, pklist_from_json)
+__all__ = [
+    "TYPE_SEPARATOR",
+    "Converter",
+    "UnknownFieldType",
+    "date_from_json",
+    "date_to_json",
+    "datetime_from_json",
+    "datetime_to_json",
+    "decimal_from_json",
+    "decimal_to_json",
+    "get_converter",
+    "known_codes",
+    "pk_from_json",
+    "pk_to_json",
+    "pklist_from_json",
+    "pklist_to_json",
+    "register_converter",
+    "split_key",
+    "timedelta_from_json",
+    "timedelta_to_json",
+    "uuid_from_json",
+    "uuid_to_json",
+]

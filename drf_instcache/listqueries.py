@@ -51,8 +51,8 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache import transactions
 from drf_instcache.backends.base import Backend, supports_leases
+from drf_instcache.core import transactions
 from drf_instcache.exceptions import BackendUnavailable
 
 __all__ = ["CachedKeys", "describe", "enabled", "listen", "tables_changed"]

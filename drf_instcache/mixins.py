@@ -32,10 +32,10 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from drf_instcache import counters, transactions
 from drf_instcache import settings as instcache_settings
 from drf_instcache.actions import FastAction, fast_list, fast_retrieve
 from drf_instcache.cache import BaseCache
+from drf_instcache.core import counters, transactions
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 from drf_instcache.models import CachedQueryset
 

@@ -20,10 +20,11 @@ from typing import Any, cast
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 
-from drf_instcache import counters
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
 from drf_instcache.cache import BaseCache
+from drf_instcache.core import counters
+from drf_instcache.core.leases import is_lease, is_marker
 from drf_instcache.discovery import Target
 from drf_instcache.exceptions import (
     BackendUnavailable,
@@ -31,7 +32,6 @@ from drf_instcache.exceptions import (
     ImproperlyConfigured,
     ValueTooLarge,
 )
-from drf_instcache.leases import is_lease, is_marker
 
 DEFAULT_BATCH_SIZE = 500
 

@@ -33,13 +33,13 @@ from typing import Any, cast
 
 from django.db.models import Model
 
-from drf_instcache import counters as stats
-from drf_instcache import transactions
 from drf_instcache.backends.base import Backend
 from drf_instcache.cache import BaseCache
+from drf_instcache.core import counters as stats
+from drf_instcache.core import transactions
+from drf_instcache.core.leases import is_lease, is_marker, wait_for_fills
 from drf_instcache.dependencies import Analysis, Dependency, analyze
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured
-from drf_instcache.leases import is_lease, is_marker, wait_for_fills
 from drf_instcache.variants import VariantIndex
 
 __all__ = ["RenderedPlan", "connect", "fetch", "invalidate", "plan_for_view"]

@@ -32,7 +32,7 @@ from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache import transactions
+from drf_instcache.core import transactions
 from drf_instcache.dependencies import REVERSE, Dependency
 from drf_instcache.rendered import RenderedPlan, invalidate, registry
 

@@ -263,7 +263,7 @@ def build_configured_backend() -> Backend:
     breaker = breaker_options()
     if breaker is None:
         return backend
-    from drf_instcache.breaker import CircuitBreakerBackend
+    from drf_instcache.backends.breaker import CircuitBreakerBackend
 
     return CircuitBreakerBackend(backend, **breaker)
 

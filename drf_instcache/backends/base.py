@@ -29,8 +29,8 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
+from drf_instcache.backends.keys import prefixed, validate_prefix
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
-from drf_instcache.keys import prefixed, validate_prefix
 
 DEFAULT_TIMEOUT = 3600.0
 """Default lifetime of an entry, in seconds: a safety net behind signal invalidation."""

@@ -75,8 +75,8 @@ from django.db import Error as DatabaseError
 from django.db import connections, router
 
 from drf_instcache.backends.base import BaseBackend
+from drf_instcache.backends.keys import MAX_KEY_LENGTH
 from drf_instcache.exceptions import ImproperlyConfigured, ValueTooLarge
-from drf_instcache.keys import MAX_KEY_LENGTH
 
 MEMCACHED_VALUE_LIMIT = 1024 * 1024 - 1024
 """Largest value sent to a Django memcached alias: memcached's 1 MiB item size, less

@@ -94,8 +94,8 @@ from pymemcache.exceptions import (
 )
 
 from drf_instcache.backends.base import BaseBackend
+from drf_instcache.backends.keys import MAX_KEY_LENGTH
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
-from drf_instcache.keys import MAX_KEY_LENGTH
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.test.utils import override_settings
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache import transactions
+from drf_instcache.core import transactions
 from drf_instcache.exceptions import BackendUnavailable
 
 __all__ = ["InstcacheTestMixin", "isolated_cache", "isolated_setting"]

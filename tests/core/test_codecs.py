@@ -9,9 +9,9 @@ from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drf_instcache import codecs
 from drf_instcache.cache import BaseCache
 from drf_instcache.codecs import CODEC_CHOICES, get_codec, resolve_codec
+from drf_instcache.core import codecs
 from drf_instcache.exceptions import CorruptValue, ImproperlyConfigured
 
 json_values = st.recursive(

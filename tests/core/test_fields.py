@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drf_instcache import fields
 from drf_instcache.cache import BaseCache
 from drf_instcache.codecs import CODEC_CHOICES, get_codec
+from drf_instcache.core import fields
 from drf_instcache.fields import UnknownFieldType
 from drf_instcache.models import PkOnlyModel, PkOnlyQueryset
 from example.polls.models import Choice, Question

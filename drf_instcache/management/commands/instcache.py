@@ -16,7 +16,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from drf_instcache import counters, discovery, ops
+from drf_instcache import discovery, ops
+from drf_instcache.core import counters
 from drf_instcache.exceptions import BackendUnavailable, InstcacheError
 from drf_instcache.management.progress import ProgressBar
 

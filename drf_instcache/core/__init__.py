@@ -1,0 +1,1 @@
+"""The strategy core: cache classes, the read-through/store flow, entries, counters."""
