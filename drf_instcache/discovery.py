@@ -23,8 +23,8 @@ from django.db.models import Model
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache.cache import BaseCache
 from drf_instcache.checks import add_check
+from drf_instcache.core.strategy import BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 
 logger = logging.getLogger("drf_instcache.discovery")

@@ -384,7 +384,7 @@ def tables_changed(tables: Iterable[str]) -> None:
     backend = core.backend
     if backend is None:
         return
-    core._delete(backend, [generation_key(table) for table in tables], invalidating=True)
+    core.store(backend).delete([generation_key(table) for table in tables], invalidating=True)
 
 
 def _schedule(model: type[Model], using: str | None) -> None:

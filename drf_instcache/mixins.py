@@ -34,10 +34,10 @@ from django.db.models import QuerySet
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.actions import FastAction, fast_list, fast_retrieve
-from drf_instcache.cache import BaseCache
 from drf_instcache.core import counters, transactions
+from drf_instcache.core.lookalikes import CachedQueryset
+from drf_instcache.core.strategy import BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
-from drf_instcache.models import CachedQueryset
 
 logger = logging.getLogger("drf_instcache.mixins")
 

@@ -22,9 +22,9 @@ from django.db.models import Model
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
-from drf_instcache.cache import BaseCache
 from drf_instcache.core import counters
 from drf_instcache.core.leases import is_lease, is_marker
+from drf_instcache.core.strategy import BaseCache
 from drf_instcache.discovery import Target
 from drf_instcache.exceptions import (
     BackendUnavailable,

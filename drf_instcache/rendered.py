@@ -34,10 +34,11 @@ from typing import Any, cast
 from django.db.models import Model
 
 from drf_instcache.backends.base import Backend
-from drf_instcache.cache import BaseCache
 from drf_instcache.core import counters as stats
 from drf_instcache.core import transactions
-from drf_instcache.core.leases import is_lease, is_marker, wait_for_fills
+from drf_instcache.core.leases import is_lease, is_marker
+from drf_instcache.core.store import Store
+from drf_instcache.core.strategy import BaseCache
 from drf_instcache.dependencies import Analysis, Dependency, analyze
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured
 from drf_instcache.variants import VariantIndex
@@ -410,67 +411,23 @@ class _Fill:
             elif not is_marker(raw):  # too large to cache: render it, store nothing
                 corrupt[key] = raw
 
-        policy = core._lease_policy(backend) if (empty or corrupt or leased_by_others) else None
-        leases: dict[str, bytes] = {}
-        writable = True
-        if policy is not None:
-            try:
-                leases = core._claim(backend, empty, corrupt, policy)  # type: ignore[arg-type]
-            except BackendUnavailable as error:
-                writable = False
-                _warn_unavailable("lease", error)
-            leased_by_others += [key for key in [*empty, *corrupt] if key not in leases]
-            if leased_by_others and writable:
-                found.update(self._wait(leased_by_others, policy.wait))
+        store = Store(backend, core.timeout, _warn_unavailable)
+        claim = store.claim(empty, corrupt, leased_by_others)
+        for key, raw in claim.landed.items():
+            payload = plan.payload(raw)
+            if payload is not None:
+                found[self.keys[key]] = payload
 
         missing = [pk for key, pk in self.keys.items() if pk not in found]
         stats.incr("hits", len(found), model=plan.model_name)
         stats.incr("misses", len(missing), model=plan.model_name)
         rendered = dict(render(missing)) if missing else {}
         stats.incr("loaded", len(rendered))
-        if writable:
-            fillable = {*empty, *corrupt}
-            transactions.unless_rolled_back(
-                lambda: self._store(rendered, leases, policy is not None, fillable)
-            )
+        key_of = {pk: key for key, pk in self.keys.items()}
+        filled = {key_of[pk]: stamp + body for pk, body in rendered.items()}
+        claim.write_back(filled, [key_of[pk] for pk in missing if pk not in rendered])
         found.update(rendered)
         return found
-
-    def _wait(self, keys: list[str], wait: float) -> dict[str, Any]:
-        """Entries other readers were filling, if they land within ``wait`` seconds."""
-        stats.incr("waited", len(keys))
-        try:
-            landed = wait_for_fills(self.backend.get_many, keys, wait)
-        except BackendUnavailable as error:
-            _warn_unavailable("read", error)
-            return {}
-        found = {}
-        for key, raw in landed.items():
-            payload = None if is_marker(raw) else self.plan.payload(raw)
-            if payload is not None:
-                found[self.keys[key]] = payload
-        return found
-
-    def _store(
-        self, rendered: dict[str, bytes], leases: dict[str, bytes], leasing: bool, fillable
-    ) -> None:
-        key_of = {pk: key for key, pk in self.keys.items()}
-        stamp = self.plan.stamp
-        if leasing:
-            fills = {
-                key_of[pk]: (leases[key_of[pk]], stamp + body)
-                for pk, body in rendered.items()
-                if key_of[pk] in leases
-            }
-            self.core._fill(self.backend, fills)
-            # A claimed key whose row is gone must not keep others waiting on its lease.
-            gone = [key for key, pk in self.keys.items() if key in leases and pk not in rendered]
-            self.core._delete(self.backend, gone)
-            return
-        items = {
-            key_of[pk]: stamp + body for pk, body in rendered.items() if key_of[pk] in fillable
-        }
-        self.core._store(self.backend, items)
 
 
 # -- invalidation -------------------------------------------------------------------------
@@ -524,4 +481,4 @@ def invalidate(core: BaseCache, stale: Mapping[RenderedPlan, Iterable[Any]]) -> 
 def _delete_stale(core: BaseCache, backend: Backend, keys: list[str]) -> None:
     """Delete keys that may hold stale data; the core retries them after an outage."""
     if keys:
-        core._delete(backend, keys, invalidating=True)
+        core.store(backend).delete(keys, invalidating=True)

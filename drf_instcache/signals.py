@@ -41,8 +41,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from drf_instcache import checks as instcache_checks
 from drf_instcache import settings as instcache_settings
-from drf_instcache.cache import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.core import transactions
+from drf_instcache.core.strategy import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
 
 logger = logging.getLogger("drf_instcache.signals")

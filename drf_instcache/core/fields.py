@@ -21,16 +21,13 @@ import decimal
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps
 from django.db import models
 
+from drf_instcache.core.lookalikes import InstanceCache, PkOnlyModel, PkOnlyQueryset
 from drf_instcache.exceptions import InstcacheError
-from drf_instcache.models import PkOnlyModel, PkOnlyQueryset
-
-if TYPE_CHECKING:
-    from drf_instcache.cache import BaseCache
 
 TYPE_SEPARATOR = ":"
 
@@ -50,14 +47,14 @@ class Converter:
 
     code: str
     to_json: Callable[..., Any]
-    from_json: Callable[[BaseCache, Any], Any]
+    from_json: Callable[[InstanceCache, Any], Any]
 
 
 _REGISTRY: dict[str, Converter] = {}
 
 
 def register_converter(
-    code: str, to_json: Callable[..., Any], from_json: Callable[[BaseCache, Any], Any]
+    code: str, to_json: Callable[..., Any], from_json: Callable[[InstanceCache, Any], Any]
 ) -> Converter:
     """Make ``code`` (case-insensitive, no ``:``) available to every cache class."""
     if not code or TYPE_SEPARATOR in code or not code.isidentifier():
@@ -92,7 +89,7 @@ def split_key(key_and_type: str) -> tuple[str, str]:
 
 
 # -- dates and times -------------------------------------------------------------------
-def date_to_json(cache: BaseCache, value: dt.date | None) -> str | None:
+def date_to_json(cache: InstanceCache, value: dt.date | None) -> str | None:
     """A date as ``YYYY-MM-DD`` (a datetime is cut to its date)."""
     if value is None:
         return None
@@ -101,7 +98,7 @@ def date_to_json(cache: BaseCache, value: dt.date | None) -> str | None:
     return value.isoformat()
 
 
-def date_from_json(cache: BaseCache, value: Any) -> dt.date | None:
+def date_from_json(cache: InstanceCache, value: Any) -> dt.date | None:
     """Read ``YYYY-MM-DD`` (or the original project's ``[y, m, d]`` triple)."""
     if value is None:
         return None
@@ -110,7 +107,7 @@ def date_from_json(cache: BaseCache, value: Any) -> dt.date | None:
     return dt.date.fromisoformat(value)
 
 
-def datetime_to_json(cache: BaseCache, value: dt.datetime | None) -> str | None:
+def datetime_to_json(cache: InstanceCache, value: dt.datetime | None) -> str | None:
     """An ISO 8601 string in UTC, microseconds kept; naive values are taken as UTC.
 
     Naive datetimes are read as UTC rather than the local zone because that is what
@@ -125,7 +122,7 @@ def datetime_to_json(cache: BaseCache, value: dt.datetime | None) -> str | None:
     return value.isoformat()
 
 
-def datetime_from_json(cache: BaseCache, value: Any) -> dt.datetime | None:
+def datetime_from_json(cache: InstanceCache, value: Any) -> dt.datetime | None:
     """Read the ISO string back as an aware UTC datetime."""
     if value is None:
         return None
@@ -135,14 +132,14 @@ def datetime_from_json(cache: BaseCache, value: Any) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC)
 
 
-def timedelta_to_json(cache: BaseCache, value: dt.timedelta | None) -> list[int] | None:
+def timedelta_to_json(cache: InstanceCache, value: dt.timedelta | None) -> list[int] | None:
     """``[days, seconds, microseconds]``: exact over the whole timedelta range."""
     if value is None:
         return None
     return [value.days, value.seconds, value.microseconds]
 
 
-def timedelta_from_json(cache: BaseCache, value: Any) -> dt.timedelta | None:
+def timedelta_from_json(cache: InstanceCache, value: Any) -> dt.timedelta | None:
     """Read the triple back (a plain number is taken as seconds)."""
     if value is None:
         return None
@@ -153,7 +150,7 @@ def timedelta_from_json(cache: BaseCache, value: Any) -> dt.timedelta | None:
 
 
 # -- exact numbers and identifiers -----------------------------------------------------
-def decimal_to_json(cache: BaseCache, value: decimal.Decimal | None) -> str | None:
+def decimal_to_json(cache: InstanceCache, value: decimal.Decimal | None) -> str | None:
     """A Decimal as its exact string (a float would lose digits)."""
     if value is None:
         return None
@@ -162,19 +159,19 @@ def decimal_to_json(cache: BaseCache, value: decimal.Decimal | None) -> str | No
     return str(value)
 
 
-def decimal_from_json(cache: BaseCache, value: Any) -> decimal.Decimal | None:
+def decimal_from_json(cache: InstanceCache, value: Any) -> decimal.Decimal | None:
     """Read the exact string back."""
     return None if value is None else decimal.Decimal(value)
 
 
-def uuid_to_json(cache: BaseCache, value: uuid.UUID | str | None) -> str | None:
+def uuid_to_json(cache: InstanceCache, value: uuid.UUID | str | None) -> str | None:
     """A UUID in its canonical hyphenated form."""
     if value is None:
         return None
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
-def uuid_from_json(cache: BaseCache, value: Any) -> uuid.UUID | None:
+def uuid_from_json(cache: InstanceCache, value: Any) -> uuid.UUID | None:
     """Read the hyphenated string back."""
     return None if value is None else uuid.UUID(value)
 
@@ -198,14 +195,16 @@ def _pk_from_json(model: type[models.Model], value: Any) -> Any:
     return None if value is None else model._meta.pk.to_python(value)
 
 
-def pk_to_json(cache: BaseCache, model: type[models.Model] | str, pk: Any) -> dict[str, Any] | None:
+def pk_to_json(
+    cache: InstanceCache, model: type[models.Model] | str, pk: Any
+) -> dict[str, Any] | None:
     """A related object as ``{"model": "app.model", "pk": pk}`` (None for a null FK)."""
     if pk is None:
         return None
     return {"model": _model_label(model), "pk": _pk_to_json(pk)}
 
 
-def pk_from_json(cache: BaseCache, value: Any) -> PkOnlyModel | None:
+def pk_from_json(cache: InstanceCache, value: Any) -> PkOnlyModel | None:
     """A :class:`PkOnlyModel` for the stored related object."""
     if value is None:
         return None
@@ -214,13 +213,13 @@ def pk_from_json(cache: BaseCache, value: Any) -> PkOnlyModel | None:
 
 
 def pklist_to_json(
-    cache: BaseCache, model: type[models.Model] | str, pks: Iterable[Any]
+    cache: InstanceCache, model: type[models.Model] | str, pks: Iterable[Any]
 ) -> dict[str, Any]:
     """Related objects as ``{"model": "app.model", "pks": [...]}``."""
     return {"model": _model_label(model), "pks": [_pk_to_json(pk) for pk in pks]}
 
 
-def pklist_from_json(cache: BaseCache, value: Any) -> PkOnlyQueryset:
+def pklist_from_json(cache: InstanceCache, value: Any) -> PkOnlyQueryset:
     """A :class:`PkOnlyQueryset` for the stored related objects."""
     model = apps.get_model(value["model"])
     return PkOnlyQueryset(cache, model, [_pk_from_json(model, pk) for pk in value["pks"]])

@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from rest_framework import serializers
 
-from drf_instcache import models as models_module
+from drf_instcache.core import lookalikes as models_module
 from drf_instcache.models import CachedModel, CachedQueryset, PkOnlyModel, PkOnlyQueryset
 from example.polls.cache import PollCache
 from example.polls.models import Choice, Question
