@@ -1,8 +1,9 @@
-"""Django app configuration: registers drf-instcache's system checks."""
+"""Django app configuration: registers drf-instcache's system checks and receivers."""
 
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.checks import Tags, register
 
 
 class InstcacheConfig(AppConfig):
@@ -12,17 +13,12 @@ class InstcacheConfig(AppConfig):
     verbose_name = "DRF instance cache"
 
     def ready(self) -> None:
-        # Importing these modules registers their system checks.
-        from drf_instcache import (  # noqa: F401
-            checks,
-            counters,
-            discovery,
-            listqueries,
-            rendered_checks,
-            transactions,
-        )
+        from drf_instcache import checks
+        from drf_instcache.core import transactions
+        from drf_instcache.invalidation import tables
 
-        # Cached list queries are invalidated by every process's writes (see listqueries).
-        listqueries.listen()
+        register(checks.run_checks, Tags.caches, Tags.compatibility)
+        # Cached list queries are invalidated by every process's writes (see tables).
+        tables.listen()
         # Reads inside a transaction that has written bypass the cache (see transactions).
         transactions.install()

@@ -1,5 +1,8 @@
 """Django system checks: a bad drf-instcache setting fails ``manage.py check`` at start-up.
 
+This module lists every layer's checks (:data:`EVERY_CHECK`); the app config registers
+:func:`run_checks` once.
+
 A misconfigured cache should be found when the project starts, with a message naming
 the setting and the fix, not at the first request (where it would only show up as a
 logged warning and a silently uncached API).
@@ -12,22 +15,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Warning
 
 from drf_instcache import settings as instcache_settings
+from drf_instcache.core import counters
+from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 from drf_instcache.exceptions import ImproperlyConfigured
+from drf_instcache.invalidation.instances import check_connected_cache_classes
+from drf_instcache.ops import discovery
+from drf_instcache.ops.view_checks import check_rendered_views
 
 CODEC_CHOICES = {"json": None, "orjson": "orjson", "msgpack": "msgpack"}
-
-# Other modules (signal helpers, the fast path) add checks of their own here, so one
-# registration covers every drf-instcache check.
-_EXTRA_CHECKS: list[Callable[[], Iterable[Any]]] = []
-
-
-def add_check(check: Callable[[], Iterable[Any]]) -> Callable[[], Iterable[Any]]:
-    """Register a function returning ``django.core.checks`` messages (decorator)."""
-    _EXTRA_CHECKS.append(check)
-    return check
 
 
 def check_backend_setting() -> list[Error]:
@@ -95,7 +93,6 @@ def check_breaker_setting() -> list[Error]:
 
 def check_leases_setting() -> list[Error]:
     """``DRF_INSTCACHE_LEASES`` must be None or a dict of positive TTL and WAIT >= 0."""
-    from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 
     try:
         parse_policy(getattr(django_settings, LEASES_SETTING, DEFAULT_LEASES))
@@ -139,19 +136,24 @@ def check_cache_enabled_setting() -> list[Warning]:
     return []
 
 
-@register(Tags.caches, Tags.compatibility)
+EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
+    check_backend_setting,
+    check_codec_setting,
+    check_breaker_setting,
+    check_leases_setting,
+    check_async_setting,
+    check_cache_enabled_setting,
+    counters.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL
+    discovery.check_settings,  # DRF_INSTCACHE_CACHE_CLASSES
+    check_connected_cache_classes,  # what signals.connect() was given
+    check_rendered_views,  # the fast views of the URLconf
+)
+"""Every drf-instcache check, layer by layer, in the order they report."""
+
+
 def run_checks(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Entry point Django calls for ``manage.py check`` and at server start."""
     messages: list[Any] = []
-    every_check: tuple[Callable[[], Iterable[Any]], ...] = (
-        check_backend_setting,
-        check_codec_setting,
-        check_breaker_setting,
-        check_leases_setting,
-        check_async_setting,
-        check_cache_enabled_setting,
-        *_EXTRA_CHECKS,
-    )
-    for check in every_check:
+    for check in EVERY_CHECK:
         messages.extend(check())
     return messages

@@ -22,7 +22,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         "drf_instcache.tasks needs Celery: pip install 'drf-instcache[celery]'"
     ) from error
 
-from drf_instcache.signals import import_cache_class, update_cache_for_instance
+from drf_instcache.core.classes import import_cache_class
+from drf_instcache.invalidation.cascade import update_cache_for_instance
 
 
 @shared_task(name="drf_instcache.update_cache", ignore_result=True)

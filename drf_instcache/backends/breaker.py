@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
 from drf_instcache.exceptions import BackendUnavailable
 
-logger = logging.getLogger("drf_instcache.breaker")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

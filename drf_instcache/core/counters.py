@@ -45,10 +45,9 @@ from typing import Any
 
 from django.core.signals import setting_changed
 
-from drf_instcache.checks import add_check
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
 
-logger = logging.getLogger("drf_instcache.stats")
+logger = logging.getLogger(__name__)
 
 COUNTERS = (
     "hits",  # instances served from the cache
@@ -556,7 +555,6 @@ if hasattr(os, "register_at_fork"):
 
 
 # -- settings checks ---------------------------------------------------------------------
-@add_check
 def check_settings() -> list[Any]:
     """System check: the statistics settings have usable values."""
     from django.conf import settings

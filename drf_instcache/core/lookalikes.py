@@ -20,7 +20,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 from django.db.models import QuerySet
 
-logger = logging.getLogger("drf_instcache.models")
+logger = logging.getLogger(__name__)
 
 
 class InstanceCache(Protocol):

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-logger = logging.getLogger("drf_instcache")
+logger = logging.getLogger(__name__)
 
 LIMIT = 10_000
 """Most keys remembered per backend."""

@@ -60,7 +60,7 @@ def test_an_invalidator_naming_an_unknown_model_is_logged_and_skipped(caplog):
         def node_default_invalidator(self, obj: dict) -> list[tuple[str, int, bool]]:
             return [("Ghost", 1, False), *super().node_default_invalidator(obj)]
 
-    with caplog.at_level(logging.WARNING, logger="drf_instcache.signals"):
+    with caplog.at_level(logging.WARNING, logger="drf_instcache.invalidation"):
         refreshed = signals.update_cache_for_instance(Confused(), "node", 0)
     assert refreshed == 3 + 1  # the three nodes, and the one attempt at "Ghost"
     assert "Ghost" in caplog.text

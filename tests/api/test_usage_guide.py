@@ -218,7 +218,7 @@ def test_the_guides_hooks_keep_the_viewset_current(api, polls: Polls, guide_sett
 
 def test_without_a_cache_class_the_viewset_reads_the_database(api, polls: Polls, settings, caplog):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DATE_FORMAT": None}
-    with caplog.at_level(logging.WARNING, logger="drf_instcache.mixins"):
+    with caplog.at_level(logging.WARNING, logger="drf_instcache.drf.views"):
         assert api.get("/users/").json() == api.get("/plain/users/").json()
     assert "DRF_INSTCACHE_CACHE_CLASS" in caplog.text
     assert cached_username(polls.users[0].pk) is None

@@ -247,7 +247,7 @@ def test_a_model_attribute_the_cache_does_not_store_is_read_from_the_row(
     native = cache.get_instances([("User", alice.pk, None)])[("User", alice.pk)][0]
     cached = CachedModel(User, native)
     assert "is_active" not in native
-    warnings = caplog.at_level("WARNING", logger="drf_instcache.models")
+    warnings = caplog.at_level("WARNING", logger="drf_instcache.core.lookalikes")
     with warnings, django_assert_num_queries(1):  # the row, once for every attribute it lacks
         assert cached.is_active is True
         assert cached.get_full_name() == alice.get_full_name()

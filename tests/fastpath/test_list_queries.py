@@ -18,8 +18,8 @@ from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from drf_instcache import listqueries
 from drf_instcache import settings as instcache_settings
+from drf_instcache.fastpath import listqueries
 from example.polls.models import Choice, Question
 from tests.fastpath.conftest import Polls, every_backend, make_polls
 

@@ -15,8 +15,9 @@ from django.urls import include, path
 from rest_framework import serializers, viewsets
 from rest_framework.routers import SimpleRouter
 
-from drf_instcache import rendered, variants
+from drf_instcache import rendered
 from drf_instcache import settings as instcache_settings
+from drf_instcache.fastpath import variants
 from drf_instcache.mixins import CachedViewMixin
 from drf_instcache.rendered_checks import check_view
 from example.polls.models import Choice, Question
@@ -99,7 +100,7 @@ def test_a_view_reading_the_request_without_a_context_key_is_served_by_plain_drf
     choice.voters.add(polls.users[0])
     for user in (polls.users[0], polls.users[1]):  # each sees their own "mine", as in DRF
         api.force_authenticate(user)
-        with caplog.at_level(logging.WARNING, logger="drf_instcache.fastview"):
+        with caplog.at_level(logging.WARNING, logger="drf_instcache.drf.fastviews"):
             response = api.get(f"/bad/unkeyed/{choice.pk}/")
         assert response.status_code == 200
         assert response.json()["mine"] is (user == polls.users[0])

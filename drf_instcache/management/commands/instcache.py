@@ -16,10 +16,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from drf_instcache import discovery, ops
 from drf_instcache.core import counters
 from drf_instcache.exceptions import BackendUnavailable, InstcacheError
 from drf_instcache.management.progress import ProgressBar
+from drf_instcache.ops import discovery
+from drf_instcache.ops import maintenance as ops
 
 SUBCOMMANDS = {
     "warm": "fill the cache with every row of the models, in batches",

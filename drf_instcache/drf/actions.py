@@ -64,17 +64,3 @@ class FastAction:
         action.__doc__ = bound.__doc__
         action.__wrapped__ = bound  # type: ignore[attr-defined]
         return action
-
-
-def fast_list(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-    """The fast ``list``; ``plain`` is DRF's, which serves what the fast path cannot."""
-    from drf_instcache import fastview
-
-    return fastview.list_response(view, plain, request, *args, **kwargs)
-
-
-def fast_retrieve(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-    """The fast ``retrieve``; ``plain`` is DRF's, which serves what the fast path cannot."""
-    from drf_instcache import fastview
-
-    return fastview.retrieve_response(view, plain, request, *args, **kwargs)

@@ -1,0 +1,1 @@
+"""DRF glue: the view mixin, its fast-path actions and the fast views."""

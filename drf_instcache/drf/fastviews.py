@@ -1,0 +1,448 @@
+"""``list`` and ``retrieve`` for views with ``cache_rendered = True`` (the fast path).
+
+The database decides *which* rows a request sees, exactly as in plain DRF: the view's
+``get_queryset()``, its filter backends and its paginator run on a real queryset, asking
+only for primary keys (and a count when the paginator needs one). The *representation*
+of each row is the view serializer's output, cached as JSON bytes per instance
+(:mod:`drf_instcache.rendered`); missing ones are loaded in one batch through
+``get_queryset()`` (so its ``select_related``/``prefetch_related`` apply), serialized
+with the view's own serializer and stored. The JSON body is the pagination envelope
+with the cached bytes joined into it (:mod:`drf_instcache.fastjson`); other renderers
+(the browsable API) receive decoded data.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.paginator import Page
+from django.core.paginator import Paginator as DjangoPaginator
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import get_script_prefix
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import (
+    CursorPagination,
+    LimitOffsetPagination,
+    PageNumberPagination,
+)
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from drf_instcache.drf.actions import FastAction
+from drf_instcache.exceptions import ImproperlyConfigured
+from drf_instcache.fastpath import fetch, listqueries, plans
+from drf_instcache.fastpath.fastjson import (
+    RenderedItems,
+    RenderedObject,
+    decode,
+    encode_representation,
+    splices,
+)
+from drf_instcache.invalidation import rendered
+
+__all__ = ["list_response", "retrieve_response", "usable_plan"]
+
+logger = logging.getLogger(__name__)
+
+_refused: set[tuple[type, str]] = set()
+
+
+def refuse(view: Any, reason: str) -> None:
+    """Log once per view class and reason that plain DRF serves this view's reads."""
+    if (type(view), reason) in _refused:
+        return
+    _refused.add((type(view), reason))
+    logger.warning(
+        "drf-instcache: %s is served by plain DRF, not from rendered entries: %s",
+        type(view).__name__,
+        reason,
+    )
+
+
+def usable_plan(view: Any, request: Any) -> plans.RenderedPlan | None:
+    """The view's plan for this request's serializer class, or None: plain DRF serves it.
+
+    None for renderers that do not splice cached JSON (the browsable API renders from
+    the serializer, with its forms; other formats are not what was cached), and for
+    views the fast path cannot cache (each logged once). The plan is connected for
+    invalidation on first use, so a process that serves entries also drops them on
+    writes (connect views in ``AppConfig.ready()`` so that processes that only write
+    do too).
+    """
+    if not splices(request.accepted_renderer):
+        return None
+    try:
+        serializer_class = view.get_serializer_class()
+    except AssertionError:  # DRF's own complaint (no serializer_class): let it speak
+        return None
+    try:
+        plan = plans.plan_for_view(type(view), serializer_class)
+    except ImproperlyConfigured as error:
+        refuse(view, str(error))
+        return None
+    problems = plan.problems()
+    if problems:
+        refuse(view, "; ".join(problems))
+        return None
+    if not plan.connected:
+        rendered.connect(type(view), serializer_class=serializer_class)
+    return plan
+
+
+def filtered_queryset(view: Any) -> QuerySet | None:
+    """``filter_queryset(get_queryset())`` as DRF computes it, or None if not a QuerySet.
+
+    The mixin does not wrap a fast view's queryset, so the view's own overrides of
+    both methods run as in plain DRF.
+    """
+    queryset = view.get_queryset()
+    if isinstance(queryset, QuerySet):
+        queryset = view.filter_queryset(queryset)
+        if isinstance(queryset, QuerySet):
+            return queryset
+    refuse(view, f"its queryset is a {type(queryset).__name__}, not a QuerySet")
+    return None
+
+
+def variant_of(view: Any, request: Any, plan: plans.RenderedPlan) -> str:
+    """What of the request the plan's output depends on (empty when nothing).
+
+    For hyperlinked output, everything DRF's ``reverse()`` writes into a URL: scheme,
+    host and script prefix, the versioning scheme and version, the format suffix and
+    the ``?format=`` parameter it keeps.
+    """
+    if not plan.varies:
+        return ""
+    parts: list[str] = []
+    if plan.analysis.hyperlinked:
+        scheme = getattr(request, "versioning_scheme", None)
+        parts += [
+            request.scheme,
+            request.get_host(),
+            get_script_prefix(),
+            type(scheme).__name__ if scheme is not None else "",
+            str(request.version or ""),
+            str(getattr(view, "format_kwarg", None) or ""),
+        ]
+        override = api_settings.URL_FORMAT_OVERRIDE
+        if override:
+            parts.append(request.query_params.get(override) or "")
+    if plan.keyed:
+        parts.append(str(view.rendered_context_key(request)))
+    return "|".join(parts)
+
+
+@functools.cache
+def _overrides(view_class: type, name: str) -> bool:
+    """Whether a class in front of the mixin defines ``name`` (a view's own override)."""
+    for klass in view_class.__mro__:
+        if name in vars(klass):
+            return not isinstance(vars(klass)[name], FastAction)  # the mixin's own action
+    return False
+
+
+def _data(view: Any, request: Any, action: str, chunks: list[Any]) -> Any:
+    """The cached JSON for the renderer: spliced as bytes, or decoded when the view's own
+    ``list``/``retrieve`` override (or a non-splicing renderer) gets to look at it."""
+    if splices(request.accepted_renderer) and not _overrides(type(view), action):
+        return RenderedItems(chunks) if action == "list" else RenderedObject(chunks[0])
+    decoded = list(map(decode, chunks))
+    return decoded if action == "list" else decoded[0]
+
+
+def _renderer(view: Any, plan: plans.RenderedPlan) -> plans.Render:
+    """Render missing pks: one batch through ``get_queryset()``, the view's serializer."""
+
+    def render(pks: list[str]) -> dict[str, bytes]:
+        objects = list(view.get_queryset().filter(pk__in=pks))
+        child = view.get_serializer(objects, many=True).child
+        return {str(obj.pk): encode_representation(child.to_representation(obj)) for obj in objects}
+
+    return render
+
+
+def _fetch(view: Any, plan: plans.RenderedPlan, pks: list[Any], render=None, core=None):
+    return fetch.fetch(
+        core or view.get_cache(),
+        plan,
+        pks,
+        variant_of(view, view.request, plan),
+        render or _renderer(view, plan),
+    )
+
+
+# -- list ---------------------------------------------------------------------------------
+def _caches_list_queries(view: Any) -> bool:
+    choice = getattr(view, "cache_list_queries", None)
+    return listqueries.enabled() if choice is None else bool(choice) and listqueries.enabled()
+
+
+def _keys(view: Any, queryset: QuerySet, backend: Any) -> Any:
+    """The page's key query: a queryset, or its cached results (list query caching)."""
+    if backend is not None and _caches_list_queries(view):
+        description = listqueries.describe(queryset)
+        if description is not None:
+            return listqueries.CachedKeys(queryset, description, backend)
+    return queryset.values_list("pk", flat=True)
+
+
+def _expected_window(paginator: Any, request: Any) -> tuple[int, int] | None:
+    """The slice DRF's paginators will take for this request, known before the count."""
+    if isinstance(paginator, PageNumberPagination):
+        size = paginator.get_page_size(request)
+        number = request.query_params.get(paginator.page_query_param) or 1
+        if not size or number in paginator.last_page_strings:
+            return None
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            return None
+        return ((number - 1) * size, number * size) if number > 0 else None
+    if isinstance(paginator, LimitOffsetPagination):
+        limit = paginator.get_limit(request)
+        if limit is None:
+            return None
+        offset = paginator.get_offset(request)
+        return (offset, offset + limit)
+    return None
+
+
+class _ListedPage(Page):
+    """A Django page iterated as the list it holds.
+
+    DRF's page-number paginator returns ``list(page)``; Django's ``Page`` would fetch
+    the rows one index at a time, a Python call per key (100 on a full page).
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        if not isinstance(self.object_list, list):
+            self.object_list = list(self.object_list)
+        return iter(self.object_list)
+
+
+@functools.cache
+def _listing(paginator_class: type[DjangoPaginator]) -> type[DjangoPaginator]:
+    """``paginator_class`` making :class:`_ListedPage` pages (unless it makes its own)."""
+    if paginator_class._get_page is not DjangoPaginator._get_page:  # type: ignore[attr-defined]
+        return paginator_class
+    return type(
+        paginator_class.__name__,
+        (paginator_class,),
+        {"_get_page": lambda self, *args, **kwargs: _ListedPage(*args, **kwargs)},
+    )
+
+
+@dataclass
+class _Listing:
+    """The page a list request shows: its keys, and what was read of their entries."""
+
+    pks: list[Any]
+    paginated: bool
+    preread: fetch.Preread | None = None
+
+
+def _page_pks(
+    view: Any,
+    queryset: QuerySet,
+    backend: Any = None,
+    plan: plans.RenderedPlan | None = None,
+) -> _Listing:
+    """The primary keys of the page the request asks for (all of them, unpaginated),
+    whether the view paginated them, and the entries read ahead with cached lists."""
+    paginator = view.paginator
+    if isinstance(paginator, CursorPagination):
+        # The cursor reads its ordering field from each row: keep it in the rows.
+        ordering = paginator.get_ordering(view.request, queryset, view)
+        rows = view.paginate_queryset(
+            queryset.values("pk", *{field.lstrip("-") for field in ordering})
+        )
+        if rows is None:
+            return _Listing(list(queryset.values_list("pk", flat=True)), False)
+        return _Listing([row["pk"] for row in rows], True)
+    keys = _keys(view, queryset, backend)
+    cached = isinstance(keys, listqueries.CachedKeys)
+    rows = None
+    preread = None
+    if isinstance(paginator, PageNumberPagination):  # this view's own instance
+        paginator.django_paginator_class = _listing(paginator.django_paginator_class)
+    if paginator is not None:
+        if cached:
+            window = _expected_window(paginator, view.request)
+            preread = _read_ahead(keys, plan, count=True, window=window)
+        rows = view.paginate_queryset(keys)
+    paginated = rows is not None
+    if rows is None:  # not paginated (or page size 0): every key
+        if cached:
+            preread = _read_ahead(keys, plan, everything=True)
+        rows = list(keys)
+    if cached:
+        keys.flush()
+    return _Listing(list(rows), paginated, preread)
+
+
+def _read_ahead(
+    keys: listqueries.CachedKeys,
+    plan: plans.RenderedPlan | None,
+    window: tuple[int, int] | None = None,
+    **needs: Any,
+) -> fetch.Preread | None:
+    """Read the list's cached results and, in the same round trip, the entries of the
+    page this process last saw for them: when the tables have not changed since, that
+    page is the answer, and a warm list costs one round trip instead of two. None when
+    the backend failed (the entries are then read, or not, as without read-ahead)."""
+    guessed = keys.guess_rows(window, needs.get("everything", False))
+    also = _read_ahead_keys(plan, guessed) if plan is not None and guessed else {}
+    found = keys.prefetch(window=window, also=list(also), **needs)
+    return None if found is None else fetch.Preread(also, found)
+
+
+_AHEAD_SIZE = 1024
+_ahead: dict[tuple[int, int], tuple[Any, list[Any], dict[str, str]]] = {}
+"""Entry keys of remembered pages, built once per page and plan (read-only dicts)."""
+
+
+def _read_ahead_keys(plan: plans.RenderedPlan, guessed: list[Any]) -> dict[str, str]:
+    """The entry keys of a remembered page (a remembered page is the same list object
+    until its list query is recomputed, so its keys are built once, not per request)."""
+    memo_key = (id(plan), id(guessed))
+    known = _ahead.get(memo_key)
+    if known is not None and known[0] is plan and known[1] is guessed:
+        return known[2]
+    keys = fetch.read_ahead_keys(plan, guessed)
+    if len(_ahead) >= _AHEAD_SIZE:
+        _ahead.clear()
+    _ahead[memo_key] = (plan, guessed, keys)
+    return keys
+
+
+def list_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
+    """``list`` from rendered entries: count and page keys from the database (or the
+    list query cache), bodies from the rendered entries; plain DRF where it cannot."""
+    plan = usable_plan(view, request)
+    queryset = filtered_queryset(view) if plan is not None else None
+    if plan is None or queryset is None:
+        return plain(request, *args, **kwargs)
+    core = view.get_cache()
+    backend = core.backend
+    if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
+        queryset = queryset.prefetch_related(None)
+    listing = _page_pks(view, queryset, backend, plan)
+    found = fetch.fetch(
+        core,
+        plan,
+        listing.pks,
+        variant_of(view, request, plan),
+        _renderer(view, plan),
+        listing.preread,
+    )
+    ids = list(map(str, listing.pks))
+    # A warm page comes back in page order already; otherwise pick the rows still there.
+    chunks = list(found.values()) if list(found) == ids else [found[i] for i in ids if i in found]
+    items = _data(view, request, "list", chunks)
+    if listing.paginated:
+        return view.get_paginated_response(items)
+    return Response(items)
+
+
+# -- retrieve -----------------------------------------------------------------------------
+def _checks_objects(view: Any) -> bool:
+    """Whether some permission class looks at the object (so it must be loaded)."""
+    return any(
+        getattr(type(permission), "has_object_permission", None)
+        is not BasePermission.has_object_permission
+        for permission in view.get_permissions()
+    )
+
+
+def _pk_only_lookup(view: Any, queryset: QuerySet, field: str) -> bool:
+    """A lookup by primary key on an unfiltered queryset: no query needed to find it."""
+    pk = queryset.model._meta.pk
+    query = queryset.query
+    return field in ("pk", pk.name, pk.attname) and not (
+        query.where or query.is_sliced or query.combinator
+    )
+
+
+@functools.cache
+def _custom_get_object(view_class: type) -> bool:
+    """Whether the view overrides DRF's ``get_object`` (it then decides what is shown)."""
+    return view_class.get_object is not GenericAPIView.get_object  # type: ignore[attr-defined]
+
+
+def retrieve_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
+    """``retrieve`` from a rendered entry: 404s and permissions as in plain DRF.
+
+    A view's own ``get_object()`` runs as it is (one query, as in plain DRF) and the
+    entry of the object it returns is served; otherwise the lookup is DRF's, asking the
+    database only what it must (nothing for an unfiltered lookup by primary key).
+    """
+    plan = usable_plan(view, request)
+    if plan is None:
+        return plain(request, *args, **kwargs)
+    if _custom_get_object(type(view)):
+        obj = view.get_object()
+        if not isinstance(obj, plan.model) or obj.pk is None:
+            return Response(view.get_serializer(obj).data)
+        return _serve_object(view, request, plan, obj)
+    lookup_url_kwarg = view.lookup_url_kwarg or view.lookup_field
+    queryset = filtered_queryset(view) if lookup_url_kwarg in view.kwargs else None
+    if queryset is None:  # DRF's own assertion, or a queryset the fast path cannot read
+        return plain(request, *args, **kwargs)
+    value = view.kwargs[lookup_url_kwarg]
+    if _checks_objects(view):
+        obj = _get_or_404(queryset, {view.lookup_field: value})
+        view.check_object_permissions(request, obj)
+        return _serve_object(view, request, plan, obj)
+    if _pk_only_lookup(view, queryset, view.lookup_field):
+        try:
+            pk = queryset.model._meta.pk.to_python(value)
+        except ValidationError:
+            raise Http404 from None
+    else:
+        pk = _pk_or_404(queryset, {view.lookup_field: value})
+    chunk = _fetch(view, plan, [pk]).get(str(pk))
+    if chunk is None:
+        raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
+    return Response(_data(view, request, "retrieve", [chunk]))
+
+
+def _serve_object(view: Any, request: Any, plan: plans.RenderedPlan, obj: Any) -> Response:
+    """The entry of an object already loaded (rendered from it on a miss)."""
+
+    def render(pks: list[str]) -> dict[str, bytes]:
+        return {str(obj.pk): encode_representation(view.get_serializer(obj).data)} if pks else {}
+
+    chunk = _fetch(view, plan, [obj.pk], render)[str(obj.pk)]
+    return Response(_data(view, request, "retrieve", [chunk]))
+
+
+def _get_or_404(queryset: QuerySet, lookup: dict[str, Any]) -> Any:
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404(f"No {queryset.model._meta.object_name} matches the given query.") from None
+    except (TypeError, ValueError, ValidationError):
+        raise Http404 from None
+
+
+def _pk_or_404(queryset: QuerySet, lookup: dict[str, Any]) -> Any:
+    """The pk of the one row matching ``lookup`` (one query), as ``get()`` would find it."""
+    try:
+        pks = list(queryset.filter(**lookup).values_list("pk", flat=True)[:21])
+    except (TypeError, ValueError, ValidationError):
+        raise Http404 from None
+    if not pks:
+        raise Http404(f"No {queryset.model._meta.object_name} matches the given query.")
+    if len(pks) > 1:
+        raise queryset.model.MultipleObjectsReturned(
+            f"get() returned more than one {queryset.model.__name__} -- it returned "
+            f"{'more than 20' if len(pks) > 20 else len(pks)}!"
+        )
+    return pks[0]

@@ -1,0 +1,1 @@
+"""The fast path: rendered entries (serializer output as JSON bytes) and cached list queries."""

@@ -1,0 +1,1 @@
+"""Invalidation: model signals -> after commit -> drop or refresh what changed."""

@@ -1,0 +1,65 @@
+"""Table invalidation: every committed write bumps the generations of its tables.
+
+A cached list-query result (:mod:`drf_instcache.fastpath.listqueries`) is served only
+while the generations it recorded still stand; a save, delete or many-to-many change
+deletes the generations of the model's tables once the transaction commits. The
+receivers are connected in every process by the app config and do nothing while
+``DRF_INSTCACHE_CACHE_LIST_QUERIES`` is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Model
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from drf_instcache.core import transactions
+from drf_instcache.core.classes import default_cache_class
+from drf_instcache.fastpath.listqueries import enabled, generation_key
+
+
+def _tables(model: type[Model]) -> list[str]:
+    """The tables a write to ``model`` changes: its own and its parents' (multi-table)."""
+    meta = model._meta
+    tables = [meta.db_table]
+    tables += [parent._meta.db_table for parent in meta.get_parent_list()]
+    return list(dict.fromkeys(tables))
+
+
+def tables_changed(tables: Iterable[str]) -> None:
+    """Invalidate every cached list query reading ``tables`` (now; after a commit).
+
+    The generations are deleted through the core, so a failed delete is retried as soon
+    as the backend answers again.
+    """
+    core = default_cache_class()()
+    backend = core.backend
+    if backend is None:
+        return
+    core.store(backend).delete([generation_key(table) for table in tables], invalidating=True)
+
+
+def _schedule(model: type[Model], using: str | None) -> None:
+    if not enabled():
+        return
+    tables = _tables(model)
+    transactions.after_commit(lambda: tables_changed(tables), using=using)
+
+
+def _on_save_or_delete(sender: type[Model], using: str | None = None, **kwargs: Any) -> None:
+    _schedule(sender, using)
+
+
+def _on_m2m_changed(sender: type[Model], action: str, using: str | None = None, **kwargs):
+    if action in ("post_add", "post_remove", "post_clear"):
+        _schedule(sender, using)
+
+
+def listen() -> None:
+    """Connect the generation receivers for every model (the app config does it)."""
+    uid = "drf_instcache.listqueries"
+    post_save.connect(_on_save_or_delete, weak=False, dispatch_uid=f"{uid}:post_save")
+    post_delete.connect(_on_save_or_delete, weak=False, dispatch_uid=f"{uid}:post_delete")
+    m2m_changed.connect(_on_m2m_changed, weak=False, dispatch_uid=f"{uid}:m2m_changed")

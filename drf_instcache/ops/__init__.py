@@ -1,0 +1,1 @@
+"""Operations: warm, clear, verify and inspect the cache; discovery; the fast-path checks."""
