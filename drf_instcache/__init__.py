@@ -21,7 +21,7 @@ def stats(shared: bool = False) -> Stats:
     """What the cache did: hits, misses, fallbacks, errors, in total and per model.
 
     ``shared=False`` (the default) counts this process since it started (or since
-    ``drf_instcache.counters.reset()``), without any I/O. ``shared=True`` reads the
+    ``drf_instcache.core.counters.reset()``), without any I/O. ``shared=True`` reads the
     aggregate every process published to the configured backend since the last
     ``manage.py instcache stats --reset`` (one flush and two reads); it raises
     :class:`~drf_instcache.exceptions.BackendUnavailable` when the backend is down.
@@ -31,6 +31,6 @@ def stats(shared: bool = False) -> Stats:
         s = drf_instcache.stats()
         s.hits, s.misses, s.hit_ratio, s.models.get("question", {}).get("hits", 0)
     """
-    from drf_instcache.core import counters
+    from drf_instcache.core import counters, shared_stats
 
-    return counters.shared() if shared else counters.current()
+    return shared_stats.shared() if shared else counters.current()

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Warning
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache.core import counters
+from drf_instcache.core import shared_stats
 from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.invalidation.instances import check_connected_cache_classes
@@ -143,7 +143,7 @@ EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
     check_leases_setting,
     check_async_setting,
     check_cache_enabled_setting,
-    counters.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL
+    shared_stats.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL
     discovery.check_settings,  # DRF_INSTCACHE_CACHE_CLASSES
     check_connected_cache_classes,  # what signals.connect() was given
     check_rendered_views,  # the fast views of the URLconf

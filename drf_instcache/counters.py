@@ -1,7 +1,21 @@
-"""Face of :mod:`drf_instcache.core.counters`, kept so the old import path works."""
+"""Face of :mod:`drf_instcache.core.counters` and :mod:`drf_instcache.core.shared_stats`."""
 
 from drf_instcache.core.counters import (
     COUNTERS,
+    MODEL_COUNTERS,
+    Stats,
+    Tally,
+    current,
+    give_back,
+    hit_ratio,
+    incr,
+    incr_per_model,
+    reset,
+    snapshot,
+    take_unpublished,
+    tracking,
+)
+from drf_instcache.core.shared_stats import (
     DEBUG_HEADERS_SETTING,
     DEFAULT_FLUSH_INTERVAL,
     EPOCH_KEY,
@@ -9,29 +23,19 @@ from drf_instcache.core.counters import (
     HEADER,
     HEADER_COUNTERS,
     INDEX_KEY,
-    MODEL_COUNTERS,
     SHARED_KEY_PREFIX,
     SHARED_TTL,
-    Stats,
     check_settings,
-    current,
     debug_headers_enabled,
     finish_request,
     flush,
     flush_if_due,
     flush_interval,
-    forget_settings,
     header_value,
-    hit_ratio,
-    incr,
-    incr_per_model,
     kept_across_clear,
     process_key,
-    reset,
     reset_shared,
     shared,
-    snapshot,
-    tracking,
 )
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "SHARED_KEY_PREFIX",
     "SHARED_TTL",
     "Stats",
+    "Tally",
     "check_settings",
     "current",
     "debug_headers_enabled",
@@ -54,7 +59,7 @@ __all__ = [
     "flush",
     "flush_if_due",
     "flush_interval",
-    "forget_settings",
+    "give_back",
     "header_value",
     "hit_ratio",
     "incr",
@@ -65,5 +70,6 @@ __all__ = [
     "reset_shared",
     "shared",
     "snapshot",
+    "take_unpublished",
     "tracking",
 ]

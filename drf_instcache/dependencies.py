@@ -2,6 +2,9 @@
 
 from drf_instcache.fastpath.analysis import analyze, reads_context
 from drf_instcache.fastpath.dependencies import (
+    FORWARD,
+    M2M,
+    REVERSE,
     Analysis,
     Dependency,
     Finding,
@@ -14,6 +17,9 @@ from drf_instcache.fastpath.dependencies import (
 )
 
 __all__ = [
+    "FORWARD",
+    "M2M",
+    "REVERSE",
     "Analysis",
     "Dependency",
     "Finding",

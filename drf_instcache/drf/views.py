@@ -32,7 +32,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache.core import counters, transactions
+from drf_instcache.core import counters, shared_stats, transactions
 from drf_instcache.core.classes import default_cache_class
 from drf_instcache.core.lookalikes import CachedQueryset
 from drf_instcache.core.strategy import BaseCache
@@ -86,7 +86,7 @@ class CachedViewMixin:
         """
         with counters.tracking() as counts:
             response = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
-        return counters.finish_request(request, response, counts)
+        return shared_stats.finish_request(request, response, counts)
 
     def serves_rendered(self) -> bool:
         """True when this request is answered from rendered entries (the fast path)."""

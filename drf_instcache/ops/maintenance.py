@@ -22,7 +22,7 @@ from django.db.models import Model
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
-from drf_instcache.core import counters
+from drf_instcache.core import counters, shared_stats
 from drf_instcache.core.leases import is_lease, is_marker
 from drf_instcache.core.strategy import BaseCache
 from drf_instcache.exceptions import (
@@ -175,7 +175,7 @@ def clear_namespace() -> None:
             "caching is disabled (USE_DRF_INSTANCE_CACHE = False): nothing to clear"
         )
     backend = instcache_settings.get_backend()
-    with counters.kept_across_clear(backend):
+    with shared_stats.kept_across_clear(backend):
         backend.clear()
 
 

@@ -62,10 +62,10 @@ def test_a_failing_backend_shows_as_fallbacks_and_an_error(api, db, settings, he
 
 
 def test_each_request_logs_its_counts_at_debug(api, backend, seeded: Seeded, caplog):
-    with caplog.at_level(logging.DEBUG, logger="drf_instcache.core.counters"):
+    with caplog.at_level(logging.DEBUG, logger="drf_instcache.core.shared_stats"):
         api.get("/api/questions/")
         api.get("/api/questions/")
-    lines = [r.getMessage() for r in caplog.records if r.name == "drf_instcache.core.counters"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "drf_instcache.core.shared_stats"]
     assert f"drf-instcache: GET /api/questions/ hits=0 misses={seeded.questions} " in lines[0]
     assert f"drf-instcache: GET /api/questions/ hits={seeded.questions} misses=0 " in lines[1]
 

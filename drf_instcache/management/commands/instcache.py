@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from drf_instcache.core import counters
+from drf_instcache.core import counters, shared_stats
 from drf_instcache.exceptions import BackendUnavailable, InstcacheError
 from drf_instcache.management.progress import ProgressBar
 from drf_instcache.ops import discovery
@@ -214,13 +214,13 @@ class Command(BaseCommand):
 
     # -- stats --------------------------------------------------------------------------
     def handle_stats(self, options: dict[str, Any]) -> None:
-        stats = counters.shared(include_self=False)
+        stats = shared_stats.shared(include_self=False)
         if options.get("json"):
             self.stdout.write(json.dumps(stats.as_dict(), indent=2))
         else:
             self.write_stats(stats)
         if options.get("reset"):
-            counters.reset_shared()
+            shared_stats.reset_shared()
             self.stdout.write("statistics reset")
 
     def write_stats(self, stats: counters.Stats) -> None:
@@ -247,7 +247,7 @@ class Command(BaseCommand):
                     f"  {name:<{width}}  {counts['hits']:>10}  {counts['misses']:>10}  "
                     f"{counts['fallbacks']:>10}  {model_ratio}"
                 )
-        interval = counters.flush_interval()
+        interval = shared_stats.flush_interval()
         if interval:
             self.stdout.write(
                 f"  (each process publishes every {interval:g} s: its last seconds may be missing)"
