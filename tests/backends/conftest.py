@@ -27,6 +27,7 @@ for _module_name in (
     "config_locmem",
     "config_memcached",
     "config_redis",
+    "config_sentinel",
 ):
     try:
         _module = importlib.import_module(f"tests.backends.{_module_name}")
@@ -55,6 +56,7 @@ class Configuration:
 CONFIGURATIONS = [
     Configuration("redis", has_server=True),
     Configuration("redis-cluster", has_server=True),
+    Configuration("redis-sentinel", has_server=True),
     Configuration("memcached", has_server=True, has_item_limit=True),
     Configuration("memcached-3", has_server=True, has_item_limit=True),
     Configuration("disk"),
