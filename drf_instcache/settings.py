@@ -45,6 +45,7 @@ EXTRAS: dict[str, str] = {
     "orjson": "fast",
     "msgpack": "fast",
     "celery": "celery",
+    "zstandard": "zstd",
 }
 """Optional third-party module -> the ``pip install drf-instcache[extra]`` that brings it."""
 
@@ -276,8 +277,12 @@ def breaker_options() -> dict[str, Any] | None:
 
 
 def build_configured_backend() -> Backend:
-    """Build the backend the settings describe, behind a circuit breaker unless disabled."""
-    backend = build_backend(backend_setting())
+    """Build the backend the settings describe: its adapter, the compression layer (which
+    always reads compressed values, and writes them when ``DRF_INSTCACHE_COMPRESSION``
+    says), and a circuit breaker unless disabled."""
+    from drf_instcache.compression import CompressedBackend, configured_policy
+
+    backend: Backend = CompressedBackend(build_backend(backend_setting()), configured_policy())
     breaker = breaker_options()
     if breaker is None:
         return backend

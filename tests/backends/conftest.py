@@ -22,6 +22,7 @@ from tests.backends.adapters import AdapterUnderTest
 # that cannot be imported leaves its fixtures undefined, so its tests error with
 # "fixture not found": visible, never silently skipped.
 for _module_name in (
+    "config_compressed",
     "config_disk",
     "config_django",
     "config_locmem",
@@ -64,6 +65,11 @@ CONFIGURATIONS = [
     Configuration("django-locmem"),
     Configuration("django-redis", has_server=True),
     Configuration("locmem"),
+    # The same adapters through the compression layer (zstd over 1024 bytes).
+    Configuration("redis-zstd", has_server=True),
+    Configuration("memcached-zstd", has_server=True),
+    Configuration("disk-zstd"),
+    Configuration("locmem-zstd"),
 ]
 
 
