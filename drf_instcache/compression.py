@@ -15,9 +15,9 @@ stored: it matches no codec marker or stamp, so the core treats it as corrupt (a
 rewritten), like any other bytes it cannot read.
 
 The head starts with the NUL byte the core reserves for its markers
-(:data:`drf_instcache.leases.MARKER_HEAD`); no codec output starts with it, and values
-that do (leases) are never compressed, so a compare-and-set over a lease compares the
-exact stored bytes.
+(:data:`drf_instcache.leases.MARKER_HEAD`), which no codec output starts with. Markers
+(leases) are never compressed, so a compare-and-set over a lease compares the exact
+stored bytes.
 
 ``zstandard`` comes with the ``zstd`` extra and is imported at first use, so a bare
 install works as long as compression is off and nothing compressed is read.
@@ -33,7 +33,7 @@ from typing import Any
 
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
 from drf_instcache.exceptions import CorruptValue, ImproperlyConfigured
-from drf_instcache.leases import MARKER_HEAD
+from drf_instcache.leases import MARKER_HEAD, is_marker
 
 logger = logging.getLogger("drf_instcache.compression")
 
@@ -125,14 +125,15 @@ def _decompressor() -> Any:
 def compress(value: bytes, policy: CompressionPolicy | None) -> bytes:
     """The bytes to store for ``value``: compressed and marked, or ``value`` itself.
 
-    Left as they are: values under ``min_bytes``, markers (led by the NUL byte), and
-    values that zstd does not make smaller.
+    Left as they are: values under ``min_bytes``, the core's markers (leases), bytes
+    already led by :data:`ZSTD_HEAD` (an unreadable value read back for a
+    compare-and-set), and values that zstd does not make smaller.
     """
     if (
         policy is None
         or not isinstance(value, bytes)  # the adapter refuses it with its own error
         or len(value) < policy.min_bytes
-        or value[:1] == MARKER_HEAD
+        or (value[:1] == MARKER_HEAD and (is_marker(value) or value.startswith(ZSTD_HEAD)))
     ):
         return value
     packed = ZSTD_HEAD + _compressor(policy.level).compress(value)

@@ -63,14 +63,23 @@ def test_large_values_are_stored_marked_and_smaller_and_read_back_exactly(adapte
 def test_markers_and_incompressible_values_are_stored_as_they_are(adapter):
     lease = new_lease()
     noise = os.urandom(4096)  # zstd cannot make it smaller
-    long_marker = UNCACHEABLE + b"x" * 2000
+    marked = ZSTD_HEAD + b"x" * 2000  # as if read back unreadable
     CompressedBackend(adapter, CompressionPolicy(min_bytes=1)).set_many(
-        {"lease": lease, "marker": long_marker, "noise": noise}
+        {"lease": lease, "marked": marked, "noise": noise, "uncacheable": UNCACHEABLE}
     )
-    stored = adapter.get_many(["lease", "marker", "noise"])
+    stored = adapter.get_many(["lease", "marked", "noise", "uncacheable"])
+    assert stored["uncacheable"] == UNCACHEABLE
     assert stored["lease"] == lease
-    assert stored["marker"] == long_marker
+    assert stored["marked"] == marked
     assert stored["noise"] == noise
+
+
+def test_other_values_led_by_nul_are_compressed_and_read_back(adapter):
+    value = bytes(range(256)) * 64
+    compressed = CompressedBackend(adapter, ON)
+    compressed.set_many({"k": value})
+    assert adapter.get_many(["k"])["k"].startswith(ZSTD_HEAD)
+    assert compressed.get_many(["k"]) == {"k": value}
 
 
 @pytest.mark.parametrize("reader_policy", [None, CompressionPolicy(min_bytes=100_000), ON])
