@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from drf_instcache import counters as stats
 from drf_instcache import rendered
 from drf_instcache import settings as instcache_settings
 from drf_instcache.compression import ZSTD_HEAD, decompress
@@ -51,7 +52,11 @@ def test_compressed_entries_serve_what_plain_drf_serves(api, polls: Polls):
     stored = on_server(entry_keys(polls))
     assert stored, "the entries were cached"
     assert all(value.startswith(ZSTD_HEAD) for value in stored.values())
+    before = stats.snapshot()
     assert api.get("/api/fast/questions/").json() == plain  # warm: joined from the cache
+    after = stats.snapshot()
+    assert after["hits"] - before["hits"] == len(polls.questions)
+    assert after["misses"] == before["misses"]
     pk = polls.questions[0].pk
     assert (
         api.get(f"/api/fast/questions/{pk}/").json()
