@@ -184,14 +184,18 @@ class RedisSentinelServers:
 
     # -- failover ---------------------------------------------------------------------
     def failover(self) -> int:
-        """Promote the replica with ``SENTINEL FAILOVER``; return the new master's port."""
+        """Promote the replica with ``SENTINEL FAILOVER``; return the new master's port.
+
+        Returns once the sentinel names the new master, it accepts writes, and the old
+        master has been turned into its replica (so writes to the old one now fail).
+        """
         old = self.master_port()
         with self._sentinel_client() as client:
             client.execute_command("SENTINEL", "FAILOVER", SERVICE_NAME)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             port = self.master_port()
-            if port != old and _role(port) == "master":
+            if port != old and _role(port) == "master" and _role(old) == "slave":
                 return port
             if time.monotonic() > deadline:
                 raise RuntimeError(

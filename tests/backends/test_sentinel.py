@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 
 from drf_instcache.backends.sentinel import RedisSentinelBackend
 from drf_instcache.breaker import CircuitBreakerBackend
@@ -112,6 +113,8 @@ def test_sentinel_failover_keeps_reads_and_writes_working(sentinel_servers):
     _until_working(backend, write_and_read)
     assert backend.state == "closed"
     assert sentinel_servers.master_port() == new_master
+    with redis.Redis("127.0.0.1", new_master) as promoted:  # the write landed there
+        assert promoted.get(backend.server_key("after")) == b"written after"
     backend.close()
 
 
