@@ -40,7 +40,14 @@ FAILOVER_TIMEOUT_MS = 5000
 class _SentinelProcess:
     """One ``redis-server --sentinel`` on a fixed port, with a config it may rewrite."""
 
-    def __init__(self, port: int, workdir: Path, master_port: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        workdir: Path,
+        master_port: int,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+    ) -> None:
         self.port = port
         self.workdir = workdir
         self.config = workdir / "sentinel.conf"
@@ -56,6 +63,8 @@ class _SentinelProcess:
                     f"sentinel down-after-milliseconds {SERVICE_NAME} {DOWN_AFTER_MS}",
                     f"sentinel failover-timeout {SERVICE_NAME} {FAILOVER_TIMEOUT_MS}",
                     f"sentinel parallel-syncs {SERVICE_NAME} 1",
+                    *([f"sentinel auth-pass {SERVICE_NAME} {password}"] if password else []),
+                    *([f"requirepass {sentinel_password}"] if sentinel_password else []),
                     "",
                 ]
             )
@@ -97,7 +106,11 @@ class RedisSentinelServers:
     replica and returns once the sentinel names it and it accepts writes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None, sentinel_password: str | None = None) -> None:
+        """``password``: the data servers' ``requirepass``; ``sentinel_password``: the
+        sentinel's own."""
+        self.password = password
+        self.sentinel_password = sentinel_password
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._data: list[_RedisProcess] = []
         self._sentinel: _SentinelProcess | None = None
@@ -142,12 +155,16 @@ class RedisSentinelServers:
             try:
                 for name in ("master", "replica"):
                     (root / name).mkdir()
-                master = _start_on_free_port(root / "master", [])
+                auth = ["--requirepass", self.password, "--masterauth", self.password]
+                auth = auth if self.password else []
+                master = _start_on_free_port(root / "master", auth)
                 self._data.append(master)
-                replica_args = ["--replicaof", HOST, str(master.port)]
+                replica_args = [*auth, "--replicaof", HOST, str(master.port)]
                 self._data.append(_start_on_free_port(root / "replica", replica_args))
                 self._wait_for_replication()
-                self._sentinel = _start_sentinel(root, master.port)
+                self._sentinel = _start_sentinel(
+                    root, master.port, self.password, self.sentinel_password
+                )
                 self._wait_until_known()
             except BaseException:
                 self.shutdown()
@@ -195,7 +212,7 @@ class RedisSentinelServers:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             port = self.master_port()
-            if port != old and _role(port) == "master" and _role(old) == "slave":
+            if self._role(port) == "master" and port != old and self._role(old) == "slave":
                 return port
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -214,13 +231,31 @@ class RedisSentinelServers:
 
     # -- waiting ----------------------------------------------------------------------
     def _sentinel_client(self) -> redis.Redis:
-        return redis.Redis(HOST, self.sentinel_port, socket_timeout=2, decode_responses=True)
+        return redis.Redis(
+            HOST,
+            self.sentinel_port,
+            password=self.sentinel_password,
+            socket_timeout=2,
+            decode_responses=True,
+        )
+
+    def _info(self, port: int) -> dict[str, object]:
+        try:
+            with redis.Redis(HOST, port, password=self.password, socket_timeout=1) as client:
+                return dict(client.info("replication"))
+        except redis.RedisError:
+            return {}
+
+    def _role(self, port: int) -> str | None:
+        info = self._info(port)
+        return str(info["role"]) if "role" in info else None
 
     def _wait_for_replication(self) -> None:
         """Block until the replica (whichever it is now) reports its link to the master up."""
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            if any(_info(port).get("master_link_status") == "up" for port in self.data_ports):
+            ports = self.data_ports
+            if any(self._info(port).get("master_link_status") == "up" for port in ports):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"replica not in sync after {START_TIMEOUT}s:\n{self._tails()}")
@@ -250,13 +285,17 @@ class RedisSentinelServers:
         return "\n".join(parts)
 
 
-def _start_sentinel(root: Path, master_port: int) -> _SentinelProcess:
+def _start_sentinel(
+    root: Path, master_port: int, password: str | None, sentinel_password: str | None
+) -> _SentinelProcess:
     """Start the sentinel on a free port, retrying when another process takes it first."""
     last_error: Exception | None = None
     for attempt in range(3):
         workdir = root / f"sentinel{attempt}"
         workdir.mkdir()
-        process = _SentinelProcess(free_port(HOST), workdir, master_port)
+        process = _SentinelProcess(
+            free_port(HOST), workdir, master_port, password, sentinel_password
+        )
         try:
             process.start()
         except (AlreadyRunning, ProcessExitedWithError, MirakuruTimeout) as error:
@@ -265,15 +304,3 @@ def _start_sentinel(root: Path, master_port: int) -> _SentinelProcess:
             continue
         return process
     raise RuntimeError(f"could not start redis-server --sentinel on a free port: {last_error}")
-
-
-def _info(port: int) -> dict[str, object]:
-    try:
-        with redis.Redis(HOST, port, socket_timeout=1) as client:
-            return dict(client.info("replication"))
-    except redis.RedisError:
-        return {}
-
-
-def _role(port: int) -> str | None:
-    return str(_info(port).get("role")) if _info(port) else None

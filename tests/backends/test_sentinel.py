@@ -138,3 +138,45 @@ def test_killed_master_fails_fast_then_the_promoted_replica_serves(sentinel_serv
     assert sentinel_servers.master_port() != killed
     assert backend.state == "closed"
     backend.close()
+
+
+@pytest.fixture
+def guarded_sentinel_servers() -> Iterator[RedisSentinelServers]:
+    """Data servers with a password, and a sentinel with a password of its own."""
+    require_binary("redis-server")
+    with RedisSentinelServers(password="data-secret", sentinel_password="sentinel-secret") as s:
+        yield s
+
+
+def test_sentinel_and_master_passwords_from_url_and_options(guarded_sentinel_servers):
+    servers = guarded_sentinel_servers
+    sentinel = f"127.0.0.1:{servers.sentinel_port}"
+    from_url = build_backend(
+        f"redis+sentinel://:data-secret@{sentinel}/mymaster/0"
+        "?sentinel_password=sentinel-secret&prefix=auth-url&sentinel_socket_timeout=0.3"
+    )
+    from_dict = build_backend(
+        {
+            "BACKEND": "drf_instcache.backends.sentinel.RedisSentinelBackend",
+            "LOCATION": [sentinel],
+            "OPTIONS": {
+                "service_name": "mymaster",
+                "sentinel_password": "sentinel-secret",
+                "client_options": {"password": "data-secret"},
+            },
+            "KEY_PREFIX": "auth-dict",
+        }
+    )
+    for backend in (from_url, from_dict):
+        backend.set_many({"k": b"v"})
+        assert backend.get_many(["k"]) == {"k": b"v"}
+        backend.clear()
+        backend.close()
+    no_sentinel_password = build_backend(f"redis+sentinel://:data-secret@{sentinel}/mymaster/0")
+    wrong_master_password = build_backend(
+        f"redis+sentinel://:wrong@{sentinel}/mymaster/0?sentinel_password=sentinel-secret"
+    )
+    for backend in (no_sentinel_password, wrong_master_password):
+        with pytest.raises(BackendUnavailable):
+            backend.get_many(["k"])
+        backend.close()
