@@ -155,8 +155,8 @@ class RedisSentinelServers:
             try:
                 for name in ("master", "replica"):
                     (root / name).mkdir()
-                auth = ["--requirepass", self.password, "--masterauth", self.password]
-                auth = auth if self.password else []
+                password = self.password
+                auth = ["--requirepass", password, "--masterauth", password] if password else []
                 master = _start_on_free_port(root / "master", auth)
                 self._data.append(master)
                 replica_args = [*auth, "--replicaof", HOST, str(master.port)]
