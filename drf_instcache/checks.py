@@ -111,6 +111,27 @@ def check_leases_setting() -> list[Error]:
     return []
 
 
+def check_compression_setting() -> list[Error]:
+    """``DRF_INSTCACHE_COMPRESSION`` must be None or a valid dict, with zstandard installed."""
+    from drf_instcache.compression import COMPRESSION_SETTING, INSTALL_HINT, configured_policy
+
+    try:
+        configured_policy()
+    except ImproperlyConfigured as error:
+        missing = "zstandard" in str(error)
+        return [
+            Error(
+                str(error),
+                hint=INSTALL_HINT
+                if missing
+                else f"Set {COMPRESSION_SETTING} to None (the default) or to a dict such as "
+                "{'ALGORITHM': 'zstd', 'MIN_BYTES': 1024, 'LEVEL': 3}.",
+                id="drf_instcache.E007",
+            )
+        ]
+    return []
+
+
 def check_async_setting() -> list[Error]:
     """``DRF_INSTCACHE_ASYNC = True`` needs Celery."""
     wants_async = instcache_settings.get_setting("ASYNC", False)
@@ -148,6 +169,7 @@ def run_checks(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         check_codec_setting,
         check_breaker_setting,
         check_leases_setting,
+        check_compression_setting,
         check_async_setting,
         check_cache_enabled_setting,
         *_EXTRA_CHECKS,
