@@ -9,7 +9,8 @@ Every view with ``cache_rendered = True`` found in the URL conf, or connected wi
 * ``drf_instcache.E021``: a field (or the serializer) reads the serializer context, so
   its output may differ per request, and the view declares no
   ``rendered_context_key``. The error names the field;
-* ``drf_instcache.E022``: ``cache_rendered`` needs orjson, which is not installed;
+* ``drf_instcache.W022``: orjson (the ``[fast]`` extra) is not installed, so fast-path
+  views encode with DRF's own JSON encoder: the same bytes, several times slower;
 * ``drf_instcache.W020``: a field whose dependencies cannot be read from its declaration
   (a ``SerializerMethodField``, a property) has none declared, so writes to the rows it
   reads may leave entries stale;
@@ -131,15 +132,16 @@ def check_rendered_views() -> list[Any]:
     views.update(dict.fromkeys(v for plan in rendered.registry.plans() for v in plan.views))
     if not views:
         return []
-    if importlib.util.find_spec("orjson") is None:
-        return [
-            Error(
-                "cache_rendered = True needs the orjson package, which is not installed.",
-                hint="pip install 'drf-instcache[fast]'",
-                id="drf_instcache.E022",
-            )
-        ]
     messages: list[Any] = []
+    if importlib.util.find_spec("orjson") is None:
+        messages.append(
+            Warning(
+                "cache_rendered = True works best with orjson, which is not installed: "
+                "fast-path views encode with DRF's JSON encoder (same output, slower).",
+                hint="pip install 'drf-instcache[fast]'",
+                id="drf_instcache.W022",
+            )
+        )
     for view_class in views:
         messages.extend(check_view(view_class))
     return messages
