@@ -125,3 +125,30 @@ def test_without_orjson_list_query_results_round_trip(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out.strip() == "ok"
+
+
+def test_check_names_the_extra_each_setting_needs(tmp_path: Path) -> None:
+    out = run_without(
+        ALL_EXTRAS_BUT_DISK,
+        """
+        import django
+        django.setup()
+        from django.core import checks
+        from django.test import override_settings
+
+        wanted = {
+            "redis": {"DRF_INSTCACHE_BACKEND": "redis://127.0.0.1:6379/0"},
+            "memcached": {"DRF_INSTCACHE_BACKEND": "memcached://127.0.0.1:11211"},
+            "fast": {"DRF_INSTCACHE_CODEC": "orjson"},
+            "celery": {"DRF_INSTCACHE_ASYNC": True},
+        }
+        for extra, overrides in wanted.items():
+            with override_settings(**overrides):
+                found = [m for m in checks.run_checks() if m.is_serious()]
+            hints = " ".join(f"{m.msg} {m.hint}" for m in found)
+            assert f"drf-instcache[{extra}]" in hints, (extra, hints)
+        print("ok")
+        """,
+        tmp_path,
+    )
+    assert out.strip() == "ok"
