@@ -44,6 +44,7 @@ from drf_instcache import settings as instcache_settings
 from drf_instcache import transactions
 from drf_instcache.cache import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
+from drf_instcache.relations import m2m_field, m2m_through
 
 logger = logging.getLogger("drf_instcache.signals")
 
@@ -420,8 +421,7 @@ def _m2m_relations(models: Iterable[type[Model]]) -> dict[type[Model], Any]:
         for each in model._meta.get_fields(include_hidden=True):
             if each.many_to_many:
                 # The forward field (on this model) or the field a reverse relation mirrors.
-                relation: Any = each if each.concrete else each.remote_field
-                relations[relation.remote_field.through] = relation
+                relations[m2m_through(each)] = m2m_field(each)
     return relations
 
 
