@@ -12,6 +12,7 @@ from rest_framework.test import APIRequestFactory
 
 from drf_cached_instances.mixins import CachedViewMixin, get_object_or_404
 from drf_cached_instances.models import CachedModel, CachedQueryset
+from drf_instcache.testing.isolation import InstcacheTestMixin
 from example.polls.models import Question
 from tests.compat.cache import CompatCache
 
@@ -48,7 +49,7 @@ def make_view(view_class: type, action: str, pk: int, method: str = "get") -> Qu
     return view
 
 
-class CachedViewMixinTest(TestCase):
+class CachedViewMixinTest(InstcacheTestMixin, TestCase):
     def setUp(self) -> None:
         cache = CompatCache().cache
         assert cache is not None

@@ -11,10 +11,11 @@ from drf_cached_instances.models import (
     PkOnlyQueryset,
     PkOnlyValuesList,
 )
+from drf_instcache.testing.isolation import InstcacheTestMixin
 from tests.compat.cache import CompatCache
 
 
-class TestCachedModel(TestCase):
+class TestCachedModel(InstcacheTestMixin, TestCase):
     def test_has_data(self) -> None:
         self.assertEqual("frank", CachedModel(User, {"username": "frank"}).username)
 
@@ -23,7 +24,7 @@ class TestCachedModel(TestCase):
         self.assertRaises(AttributeError, getattr, cm, "email")
 
 
-class TestCachedQueryset(TestCase):
+class TestCachedQueryset(InstcacheTestMixin, TestCase):
     def setUp(self) -> None:
         self.cache = CompatCache()
         assert self.cache.cache is not None
