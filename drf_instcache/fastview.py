@@ -148,17 +148,24 @@ def variant_of(view: Any, request: Any, plan: rendered.RenderedPlan) -> str:
     return "|".join(parts)
 
 
-@functools.cache
+_overridden: dict[tuple[type, str], bool] = {}
+
+
 def _overrides(view_class: type, name: str) -> bool:
     """Whether a class in front of the mixin defines ``name`` (a view's own override)."""
     from drf_instcache.mixins import CachedViewMixin
 
-    for klass in view_class.__mro__:
-        if klass is CachedViewMixin:
-            return False
-        if name in vars(klass):
-            return True
-    return False
+    known = _overridden.get((view_class, name))
+    if known is None:
+        known = False
+        for klass in view_class.__mro__:
+            if klass is CachedViewMixin:
+                break
+            if name in vars(klass):
+                known = True
+                break
+        _overridden[(view_class, name)] = known
+    return known
 
 
 def _data(view: Any, request: Any, action: str, chunks: list[Any]) -> Any:
@@ -383,7 +390,6 @@ def _pk_only_lookup(view: Any, queryset: QuerySet, field: str) -> bool:
     )
 
 
-@functools.cache
 def _custom_get_object(view_class: type) -> bool:
     """Whether the view overrides DRF's ``get_object`` (it then decides what is shown)."""
     return view_class.get_object is not GenericAPIView.get_object  # type: ignore[attr-defined]

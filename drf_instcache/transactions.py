@@ -25,6 +25,7 @@ statements behave as if committed and its invalidations run at once.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -136,7 +137,7 @@ def unless_rolled_back(write: Callable[[], None]) -> None:
             write()
 
     for alias in pending:
-        transaction.on_commit(lambda alias=alias: committed(alias), using=alias)
+        transaction.on_commit(functools.partial(committed, alias), using=alias)
 
 
 def after_commit(work: Callable[[], None], using: str | None = None) -> None:

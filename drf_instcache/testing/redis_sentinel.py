@@ -11,24 +11,22 @@ Needs ``mirakuru``, ``redis`` and the ``redis-server`` binary (run as ``--sentin
 
 from __future__ import annotations
 
-import subprocess
+import itertools
 import tempfile
 import time
 from pathlib import Path
 from typing import Self
 
 import redis
-from mirakuru import TCPExecutor
-from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError
-from mirakuru.exceptions import TimeoutExpired as MirakuruTimeout
 
-from drf_instcache.testing.ports import free_port
 from drf_instcache.testing.redis_server import (
     HOST,
     START_TIMEOUT,
-    _RedisProcess,
-    _start_on_free_port,
+    RedisProcess,
+    ServerProcess,
     find_binary,
+    start_on_free_port,
+    start_redis,
 )
 
 SERVICE_NAME = "mymaster"
@@ -37,7 +35,7 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
 
 
-class _SentinelProcess:
+class SentinelProcess(ServerProcess):
     """One ``redis-server --sentinel`` on a fixed port, with a config it may rewrite."""
 
     def __init__(
@@ -48,8 +46,7 @@ class _SentinelProcess:
         password: str | None = None,
         sentinel_password: str | None = None,
     ) -> None:
-        self.port = port
-        self.workdir = workdir
+        workdir.mkdir(exist_ok=True)
         self.config = workdir / "sentinel.conf"
         self.config.write_text(
             "\n".join(
@@ -69,32 +66,8 @@ class _SentinelProcess:
                 ]
             )
         )
-        self._executor = TCPExecutor(
-            [find_binary("redis-server"), str(self.config), "--sentinel"],
-            host=HOST,
-            port=port,
-            timeout=START_TIMEOUT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    @property
-    def running(self) -> bool:
-        return self._executor.running()
-
-    def start(self) -> None:
-        if not self.running:
-            self._executor.start()
-
-    def stop(self) -> None:
-        if self.running:
-            self._executor.stop()
-
-    def log_tail(self, lines: int = 20) -> str:
-        log = self.workdir / "sentinel.log"
-        if not log.exists():
-            return "(no log written)"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        command = [find_binary("redis-server"), str(self.config), "--sentinel"]
+        super().__init__(port, workdir, command, workdir / "sentinel.log")
 
 
 class RedisSentinelServers:
@@ -112,8 +85,8 @@ class RedisSentinelServers:
         self.password = password
         self.sentinel_password = sentinel_password
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
-        self._data: list[_RedisProcess] = []
-        self._sentinel: _SentinelProcess | None = None
+        self._data: list[RedisProcess] = []
+        self._sentinel: SentinelProcess | None = None
 
     # -- addresses --------------------------------------------------------------------
     @property
@@ -157,10 +130,10 @@ class RedisSentinelServers:
                     (root / name).mkdir()
                 password = self.password
                 auth = ["--requirepass", password, "--masterauth", password] if password else []
-                master = _start_on_free_port(root / "master", auth)
+                master = start_redis(root / "master", auth)
                 self._data.append(master)
                 replica_args = [*auth, "--replicaof", HOST, str(master.port)]
-                self._data.append(_start_on_free_port(root / "replica", replica_args))
+                self._data.append(start_redis(root / "replica", replica_args))
                 self._wait_for_replication()
                 self._sentinel = _start_sentinel(
                     root, master.port, self.password, self.sentinel_password
@@ -287,20 +260,12 @@ class RedisSentinelServers:
 
 def _start_sentinel(
     root: Path, master_port: int, password: str | None, sentinel_password: str | None
-) -> _SentinelProcess:
-    """Start the sentinel on a free port, retrying when another process takes it first."""
-    last_error: Exception | None = None
-    for attempt in range(3):
-        workdir = root / f"sentinel{attempt}"
-        workdir.mkdir()
-        process = _SentinelProcess(
-            free_port(HOST), workdir, master_port, password, sentinel_password
-        )
-        try:
-            process.start()
-        except (AlreadyRunning, ProcessExitedWithError, MirakuruTimeout) as error:
-            process.stop()
-            last_error = error
-            continue
-        return process
-    raise RuntimeError(f"could not start redis-server --sentinel on a free port: {last_error}")
+) -> SentinelProcess:
+    """Start the sentinel on a free port (a fresh folder each attempt: it rewrites its config)."""
+    attempts = itertools.count()
+    return start_on_free_port(
+        lambda port: SentinelProcess(
+            port, root / f"sentinel{next(attempts)}", master_port, password, sentinel_password
+        ),
+        "redis-server --sentinel",
+    )
