@@ -103,6 +103,7 @@ class BaseCache:
             )
         self._backend = backend
         self._codec = None if codec is None else resolve_codec(codec)
+        transactions.install()
 
     # -- configuration ----------------------------------------------------------------
     @property

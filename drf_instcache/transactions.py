@@ -96,8 +96,16 @@ def _watch(connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
         connection.execute_wrappers.append(_track)
 
 
+_installed = False
+
+
 def install() -> None:
-    """Watch the statements of every connection (called once, from ``AppConfig.ready``)."""
+    """Watch the statements of every connection (``AppConfig.ready`` calls it; so does
+    the first cache strategy made, for projects that do not install the app)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
     connection_created.connect(_watch, dispatch_uid="drf_instcache.transactions")
     for connection in connections.all(initialized_only=True):
         _watch(connection)
