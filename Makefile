@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast servers lint typecheck bench bench-quick tox clean
+.PHONY: demo test test-fast servers lint typecheck bench bench-quick tox tox-ci quickstart clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -47,8 +47,18 @@ bench: $(STAMP) servers
 bench-quick: $(STAMP) servers
 	$(PY) -m benchmarks --quick --out results/quick
 
+## Every tox env: Django 4.2 and 5.2 on Python 3.11, 6.0 on 3.12, 6.1 on 3.13 (pyenv's are found).
 tox: $(STAMP)
 	$(VENV)/bin/tox
+
+## What CI runs besides `make test`: the whole suite on 6.1, the core layers on 4.2 and 6.0.
+tox-ci: $(STAMP) servers
+	$(VENV)/bin/tox -e py313-django61 -- -q
+	$(VENV)/bin/tox -e py311-django42,py312-django60 -- -q tests/api tests/core tests/fastpath
+
+## Follow the README's Quick start in a fresh venv (install line's extras only) and check its output.
+quickstart: $(STAMP)
+	$(PY) scripts/check_quickstart.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .tox var results

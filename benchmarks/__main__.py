@@ -27,7 +27,7 @@ from benchmarks.servers import ALL_BACKENDS, BenchServers, Target
 from benchmarks.timing import Plan
 
 REPO = Path(__file__).resolve().parent.parent
-WORKLOADS = ("backend", "core", "e2e")
+WORKLOADS = ("backend", "core", "e2e", "compression")
 FULL_SIZES = (1, 10, 100, 1000)
 QUICK_SIZES = (1, 10, 100)
 SQLITE_PATH = REPO / "var" / "bench" / "bench.sqlite3"
@@ -330,6 +330,7 @@ class Run:
                 "backend": lambda: self._backend_layer(targets, dataset, progress),
                 "core": lambda: self._core(targets, progress),
                 "e2e": lambda: self._end_to_end(targets, progress),
+                "compression": lambda: self._compression(targets, dataset, progress),
             }
             for name, stage in stages.items():
                 if name in self.settings.workloads:
@@ -378,6 +379,24 @@ class Run:
             settings.cold_plan,
             progress,
             on_error=lambda target, error: self.error("core", target, error),
+        )
+
+    def _compression(self, targets: list[Target], dataset: Any, progress: Any) -> None:
+        import importlib.util
+
+        from benchmarks import compression_layer
+
+        if importlib.util.find_spec("zstandard") is None:
+            self.skip_workload("compression", "zstandard is not installed (the [zstd] extra)")
+            return
+        plan = self.settings.plan
+        progress.stage("compression", compression_layer.steps(targets, plan))
+        self.record["results"]["compression"] = compression_layer.run(
+            targets,
+            dataset,
+            plan,
+            progress,
+            on_error=lambda target, error: self.error("compression", target, error),
         )
 
     def _end_to_end(self, targets: list[Target], progress: Any) -> None:

@@ -41,7 +41,12 @@ def new_record() -> dict[str, Any]:
         "dataset": None,
         "backends": {"measured": [], "skipped": []},
         "errors": [],
-        "results": {"backend_layer": [], "core": {"warm": [], "cold": []}, "end_to_end": []},
+        "results": {
+            "backend_layer": [],
+            "core": {"warm": [], "cold": []},
+            "end_to_end": [],
+            "compression": [],
+        },
         "summary": {},
     }
 
@@ -352,11 +357,42 @@ def summary_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
     return grid
 
 
+def compression_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
+    """Bytes on the server and time per call of one large value, uncompressed and zstd."""
+    rows = record["results"].get("compression") or []
+    if not rows:
+        return None
+    titles = _titles(record, detailed)
+    grid = Grid(
+        f"Compression: one large representation ({rows[0]['value_bytes']:,} bytes of JSON)",
+        ["Backend", "Variant", "bytes stored", "set_many", "get_many", "layer/adapter"],
+        caption="plain: compression off. bytes stored: as the server holds them; "
+        "set/get_many of that one value "
+        "through the compression layer, median ± half IQR; layer/adapter: get_many of "
+        "N small values through the layer with compression off, over the bare adapter.",
+        left_columns=2,
+    )
+    for row in rows:
+        for index, variant in enumerate(row["variants"]):
+            grid.rows.append(
+                [
+                    _label(row["backend"], titles),
+                    variant["variant"],
+                    f"{variant['stored_bytes']:,}",
+                    timing_text(variant["set_many"], detailed),
+                    timing_text(variant["get_many"], detailed),
+                    ratio_text(row["layer_adapter_ratio"], detailed) if index == 0 else "",
+                ]
+            )
+    return grid
+
+
 def all_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
     grids = [
         backend_layer_grid(record, detailed),
         *core_grids(record, detailed),
         *end_to_end_grids(record, detailed),
+        compression_grid(record, detailed),
         summary_grid(record, detailed),
     ]
     return [grid for grid in grids if grid is not None]

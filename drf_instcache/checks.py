@@ -18,6 +18,7 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Warning
 
 from drf_instcache import settings as instcache_settings
+from drf_instcache.backends.compression import COMPRESSION_SETTING, INSTALL_HINT
 from drf_instcache.core import shared_stats
 from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 from drf_instcache.exceptions import ImproperlyConfigured
@@ -108,6 +109,25 @@ def check_leases_setting() -> list[Error]:
     return []
 
 
+def check_compression_setting() -> list[Error]:
+    """``DRF_INSTCACHE_COMPRESSION`` must be None or a valid dict, with zstandard installed."""
+    try:
+        instcache_settings.compression_policy()
+    except ImproperlyConfigured as error:
+        missing = "zstandard" in str(error)
+        return [
+            Error(
+                str(error),
+                hint=INSTALL_HINT
+                if missing
+                else f"Set {COMPRESSION_SETTING} to None (the default) or to a dict such as "
+                "{'ALGORITHM': 'zstd', 'MIN_BYTES': 1024, 'LEVEL': 3}.",
+                id="drf_instcache.E007",
+            )
+        ]
+    return []
+
+
 def check_async_setting() -> list[Error]:
     """``DRF_INSTCACHE_ASYNC = True`` needs Celery."""
     wants_async = instcache_settings.get_setting("ASYNC", False)
@@ -141,6 +161,7 @@ EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
     check_codec_setting,
     check_breaker_setting,
     check_leases_setting,
+    check_compression_setting,
     check_async_setting,
     check_cache_enabled_setting,
     shared_stats.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL

@@ -49,8 +49,11 @@ class ImproperlyConfigured(InstcacheError, DjangoImproperlyConfigured):
     """
 
 
-class UnknownModel(InstcacheError, LookupError):
-    """A cache class was asked about a model it has no functions for."""
+class UnknownModel(InstcacheError, LookupError, AttributeError):
+    """A cache class was asked about a model it has no functions for.
+
+    Also an ``AttributeError``: drf-cached-instances raised that (a missing method), and
+    code written for it catches it."""
 
 
 class CorruptValue(InstcacheError, ValueError):

@@ -20,6 +20,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from drf_instcache.backends.base import DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, Backend
+from drf_instcache.backends.breaker import CircuitBreakerBackend
+from drf_instcache.backends.compression import CompressedBackend, CompressionPolicy
+from drf_instcache.backends.compression import parse_policy as parse_compression
 from drf_instcache.exceptions import ImproperlyConfigured
 
 BACKEND_SETTING = "DRF_INSTCACHE_BACKEND"
@@ -29,6 +32,7 @@ SCHEMES: dict[str, str] = {
     "redis": "drf_instcache.backends.redis.RedisBackend",
     "rediss": "drf_instcache.backends.redis.RedisBackend",
     "redis+cluster": "drf_instcache.backends.redis.RedisBackend",
+    "redis+sentinel": "drf_instcache.backends.sentinel.RedisSentinelBackend",
     "memcached": "drf_instcache.backends.memcached.MemcachedBackend",
     "disk": "drf_instcache.backends.disk.DiskBackend",
     "django": "drf_instcache.backends.django.DjangoCacheBackend",
@@ -44,6 +48,7 @@ EXTRAS: dict[str, str] = {
     "orjson": "fast",
     "msgpack": "fast",
     "celery": "celery",
+    "zstandard": "zstd",
 }
 """Optional third-party module -> the ``pip install drf-instcache[extra]`` that brings it."""
 
@@ -96,6 +101,20 @@ def _hosts(netloc: str, url: str, default_port: int) -> list[str]:
     return hosts
 
 
+def _sentinel_path(path: str, url: str) -> dict[str, Any]:
+    """``/mymaster/0`` -> the master's service name and db (the db may be left out)."""
+    segments = [segment for segment in path.split("/") if segment]
+    if not 1 <= len(segments) <= 2 or (len(segments) == 2 and not segments[1].isdigit()):
+        raise ImproperlyConfigured(
+            f"{BACKEND_SETTING} {url!r}: use "
+            "redis+sentinel://[user:password@]host:port[,host:port]/<service_name>[/<db>]"
+        )
+    options: dict[str, Any] = {"service_name": unquote(segments[0])}
+    if len(segments) == 2:
+        options["db"] = int(segments[1])
+    return options
+
+
 def parse_url(url: str) -> BackendConfig:
     """Parse a backend URL such as ``redis://127.0.0.1:6379/0?timeout=60``.
 
@@ -119,6 +138,9 @@ def parse_url(url: str) -> BackendConfig:
     elif scheme == "redis+cluster":
         location = _hosts(parts.netloc, url, 6379)
         options["cluster"] = True
+    elif scheme == "redis+sentinel":
+        location = _hosts(parts.netloc, url, 26379)
+        options = {**_sentinel_path(parts.path, url), **options}
     elif scheme == "memcached":
         if not parts.netloc:
             raise ImproperlyConfigured(
@@ -257,13 +279,19 @@ def breaker_options() -> dict[str, Any] | None:
     return {"failures": failures, "reset_after": reset_after}
 
 
+def compression_policy() -> CompressionPolicy | None:
+    """The compression policy ``DRF_INSTCACHE_COMPRESSION`` describes (None: off)."""
+    return parse_compression(get_setting("COMPRESSION", None))
+
+
 def build_configured_backend() -> Backend:
-    """Build the backend the settings describe, behind a circuit breaker unless disabled."""
-    backend = build_backend(backend_setting())
+    """Build the backend the settings describe: its adapter, the compression layer (which
+    always reads compressed values, and writes them when ``DRF_INSTCACHE_COMPRESSION``
+    says), and a circuit breaker unless disabled."""
+    backend: Backend = CompressedBackend(build_backend(backend_setting()), compression_policy())
     breaker = breaker_options()
     if breaker is None:
         return backend
-    from drf_instcache.backends.breaker import CircuitBreakerBackend
 
     return CircuitBreakerBackend(backend, **breaker)
 

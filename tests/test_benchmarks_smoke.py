@@ -144,3 +144,23 @@ def test_from_json_renders_an_earlier_run(record: dict, workdir: Path, tmp_path:
     assert "| django-locmem |" not in (tmp_path / "results.md").read_text()  # titles, not ids
     assert "| Django cache (locmem) | set_many | 1 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "backend_layer.png").exists()
+
+
+def test_compression_workload_reports_bytes_and_times(targets: list[Target]) -> None:
+    from benchmarks import compression_layer
+
+    plan = Plan(repeats=REPEATS, min_repeat_time=0.002, max_number=50)
+    rows = compression_layer.run(targets, synthetic_dataset(300), plan, Silent())
+    assert [row["backend"] for row in rows] == ["disk", "django-locmem"]
+    for row in rows:
+        plain, zstd = row["variants"]
+        assert (plain["variant"], zstd["variant"]) == ("plain", "zstd-3")
+        assert plain["stored_bytes"] == row["value_bytes"] > 10_000
+        assert zstd["stored_bytes"] < plain["stored_bytes"] / 2
+        assert len(zstd["get_many"]["samples_s"]) == REPEATS
+        assert row["layer_adapter_ratio"]["median"] > 0
+    record = report.new_record()
+    record["results"]["compression"] = rows
+    record["backends"]["measured"] = [{"name": t.name, "title": t.title} for t in targets]
+    markdown = report.to_markdown(report.compression_grid(record, detailed=True))
+    assert "| Disk (diskcache) | zstd-3 |" in markdown

@@ -1,76 +1,8 @@
-"""Memcached adapter: one server or several, through pymemcache.
+"""Memcached adapter: one server or several (rendezvous-hashed), through pymemcache.
 
-Install: ``pip install 'drf-instcache[memcached]'`` (pymemcache 4).
-
-Selecting it::
-
-    DRF_INSTCACHE_BACKEND = "memcached://127.0.0.1:11211"
-    DRF_INSTCACHE_BACKEND = "memcached://10.0.0.1:11211,10.0.0.2:11211?socket_timeout=0.25"
-    DRF_INSTCACHE_BACKEND = {
-        "BACKEND": "drf_instcache.backends.memcached.MemcachedBackend",
-        "LOCATION": ["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"],
-        "OPTIONS": {"socket_timeout": 0.25, "max_connections": 50},
-        "KEY_PREFIX": "api",
-        "TIMEOUT": 3600,
-    }
-
-``LOCATION`` is a list of ``host:port`` strings or one string ``"h1:p1,h2:p2"``; a
-missing port means 11211. One server uses a pooled client; several servers are
-sharded with pymemcache's ``HashClient`` rendezvous hash (the same key-to-server map
-as any other pymemcache ``HashClient`` over the same servers), one connection pool per
-server.
-
-Options (URL query parameters or ``OPTIONS``), with their defaults:
-
-``socket_timeout`` (0.5 s) and ``socket_connect_timeout`` (0.5 s)
-    How long one read/write or one connect may take. Short on purpose: a cache that
-    answers slowly is worse than no cache, since the core then serves from the database.
-``dead_retry`` (1.0 s)
-    After a server timed out (it is unreachable or hung), calls that need it fail at
-    once with ``BackendUnavailable`` for this long instead of each waiting for a
-    timeout. A refused connection costs nothing to retry, so it starts no such spell and
-    a restarted server is used again at once. Other servers keep serving their keys;
-    keys are never moved to another server (moving them would serve stale entries once
-    the server comes back).
-``max_connections`` (None: unbounded)
-    Connections per server pool. Needing more raises ``BackendUnavailable``.
-``pool_idle_timeout`` (0: never)
-    Seconds after which an idle pooled connection is closed.
-``no_delay`` (True)
-    Set ``TCP_NODELAY``: requests are single writes, so Nagle's algorithm only adds
-    latency.
-``max_value_size`` (None: learned from the servers)
-    Largest value in bytes. By default the first call reads ``item_size_max`` from
-    ``stats settings`` on every server and allows the smallest, minus the per-item
-    overhead for the longest key (250 bytes) and the item header (64 bytes), so any
-    value under the limit stores under any key.
-``clear_batch_size`` (1000)
-    Keys per pipelined ``delete`` batch when :meth:`MemcachedBackend.clear` runs.
-``socket_module``, ``tls_context`` (``OPTIONS`` dict only)
-    Passed to pymemcache: a socket module (e.g. gevent's) and an ``ssl.SSLContext``.
-
-What each call costs: ``get_many`` is one multi-key ``get`` per server holding any of
-the keys, ``set_many`` one pipelined batch of ``set`` commands per server (replies are
-awaited, so errors surface) and ``delete_many`` one pipelined batch of ``delete`` per
-server. The first call of a backend also reads ``stats settings`` once per server. The
-conditional writes behind the core's leases: ``add_many`` is one pipelined batch of
-``add`` per server, ``compare_and_set_many`` a ``gets`` and then a pipelined batch of
-``cas`` per server (two requests).
-
-Expiry: lifetimes are rounded up to whole seconds. Memcached reads an expiry above 30
-days as a Unix timestamp, so longer lifetimes are sent as ``now + lifetime`` (the
-servers' clocks must then agree with this machine's). ``TIMEOUT: None`` stores without
-expiry; memcached may still evict entries when its memory is full.
-
-Limits: a value above the item limit raises ``ValueTooLarge`` after the other items
-were stored; a server that refuses a value as too large (its ``-I`` shrank, or an
-explicit ``max_value_size`` is above it) is handled the same way, at the cost of one
-request per item of that batch. With several servers, an unavailable server makes the
-call raise ``BackendUnavailable``; ``set_many`` and ``delete_many`` still apply their
-changes on the other servers first. ``clear`` enumerates keys with ``lru_crawler
-metadump all`` (memcached 1.5+, on by default) and deletes those of this prefix; it
-never runs ``flush_all``, so other applications' data survives, but it reads every key
-name on every server. Unix-socket locations are not supported.
+Install ``pip install 'drf-instcache[memcached]'``. Its options, the expiry rule, how
+``clear`` finds this prefix's keys and how leases map onto ``add``/``cas`` are described
+in docs/backends-memcached.md.
 """
 
 from __future__ import annotations

@@ -234,18 +234,24 @@ class RedisBackend(BaseBackend):
             self._startup_nodes, credentials = cluster_startup_nodes(self.location)
             self._client_kwargs = {**credentials, **self._client_kwargs}
         else:
-            if not isinstance(self.location, str) or "://" not in self.location:
-                raise ImproperlyConfigured(
-                    "RedisBackend LOCATION must be a redis://, rediss:// or unix:// URL "
-                    f"(or use the 'cluster' option with a node list), not {self.location!r}"
-                )
-            try:
-                # Builds a pool but opens no connection yet.
-                self._client = redis.Redis.from_url(self.location, **self._client_kwargs)
-            except ValueError as error:
-                raise ImproperlyConfigured(
-                    f"RedisBackend LOCATION {_redacted(self.location)!r}: {error}"
-                ) from error
+            self._client = self._standalone_client()
+
+    def _standalone_client(self) -> redis.Redis:
+        """The client of one server, from the URL; builds a pool but opens no connection.
+
+        The Sentinel adapter overrides it to ask the sentinels for the master instead.
+        """
+        if not isinstance(self.location, str) or "://" not in self.location:
+            raise ImproperlyConfigured(
+                "RedisBackend LOCATION must be a redis://, rediss:// or unix:// URL "
+                f"(or use the 'cluster' option with a node list), not {self.location!r}"
+            )
+        try:
+            return redis.Redis.from_url(self.location, **self._client_kwargs)
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"RedisBackend LOCATION {_redacted(self.location)!r}: {error}"
+            ) from error
 
     def _connection_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

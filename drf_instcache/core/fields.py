@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import models
+from django.utils.dateparse import parse_date, parse_datetime, parse_duration
 
 from drf_instcache.core.lookalikes import InstanceCache, PkOnlyModel, PkOnlyQueryset
 from drf_instcache.exceptions import InstcacheError
 
 TYPE_SEPARATOR = ":"
+_T = TypeVar("_T")
 
 
 class UnknownFieldType(InstcacheError, LookupError):
@@ -89,8 +92,21 @@ def split_key(key_and_type: str) -> tuple[str, str]:
 
 
 # -- dates and times -------------------------------------------------------------------
-def date_to_json(cache: InstanceCache, value: dt.date | None) -> str | None:
-    """A date as ``YYYY-MM-DD`` (a datetime is cut to its date)."""
+def _parsed(value: str, parse: Callable[[str], _T | None]) -> _T | None:
+    """What Django's parser makes of a string; None when it is not one (as the original
+    project did: a form or fixture string that is no date caches as None, not a crash)."""
+    if not value.strip():
+        return None
+    try:
+        return parse(value.strip())
+    except (ValueError, TypeError):  # well formed but impossible, like "2024-02-30"
+        return None
+
+
+def date_to_json(cache: InstanceCache, value: dt.date | str | None) -> str | None:
+    """A date as ``YYYY-MM-DD`` (a datetime is cut to its date; a string is parsed)."""
+    if isinstance(value, str):
+        value = _parsed(value, parse_date)
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -107,12 +123,15 @@ def date_from_json(cache: InstanceCache, value: Any) -> dt.date | None:
     return dt.date.fromisoformat(value)
 
 
-def datetime_to_json(cache: InstanceCache, value: dt.datetime | None) -> str | None:
+def datetime_to_json(cache: InstanceCache, value: dt.datetime | str | None) -> str | None:
     """An ISO 8601 string in UTC, microseconds kept; naive values are taken as UTC.
 
     Naive datetimes are read as UTC rather than the local zone because that is what
-    Django stores with ``USE_TZ`` and what the original project assumed.
+    Django stores with ``USE_TZ`` and what the original project assumed. A string is
+    parsed first (ISO 8601, as Django's ``parse_datetime`` reads it).
     """
+    if isinstance(value, str):
+        value = _parsed(value, parse_datetime)
     if value is None:
         return None
     if value.tzinfo is None or value.utcoffset() is None:
@@ -122,18 +141,32 @@ def datetime_to_json(cache: InstanceCache, value: dt.datetime | None) -> str | N
     return value.isoformat()
 
 
+_TIMESTAMP = re.compile(r"-?\d+\.\d{6}")
+"""The original project's datetime with microseconds: ``"<UTC seconds>.<micros>"``."""
+
+
 def datetime_from_json(cache: InstanceCache, value: Any) -> dt.datetime | None:
-    """Read the ISO string back as an aware UTC datetime."""
+    """Read the ISO string back as an aware UTC datetime (or the original project's
+    UTC timestamp: an int, or ``"seconds.micros"``)."""
     if value is None:
         return None
+    if isinstance(value, int) or (isinstance(value, str) and _TIMESTAMP.fullmatch(value)):
+        seconds, _, micros = str(value).partition(".")
+        stamp = dt.datetime.fromtimestamp(int(seconds), dt.UTC)
+        return stamp + dt.timedelta(microseconds=int(micros or 0))
     parsed = dt.datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
 
 
-def timedelta_to_json(cache: InstanceCache, value: dt.timedelta | None) -> list[int] | None:
-    """``[days, seconds, microseconds]``: exact over the whole timedelta range."""
+def timedelta_to_json(cache: InstanceCache, value: dt.timedelta | str | None) -> list[int] | None:
+    """``[days, seconds, microseconds]``: exact over the whole timedelta range.
+
+    A string is parsed first (``"1 02:03:04.5"``, ISO 8601 ``"P1DT2H"``, as Django's
+    ``parse_duration`` reads them)."""
+    if isinstance(value, str):
+        value = _parsed(value, parse_duration)
     if value is None:
         return None
     return [value.days, value.seconds, value.microseconds]
@@ -190,6 +223,13 @@ def _pk_to_json(value: Any) -> Any:
     return str(value)
 
 
+def _related_model(value: dict[str, Any]) -> type[models.Model]:
+    """The model of a stored relation (``"app.model"``, or the original ``app`` + ``model``)."""
+    if "app" in value:
+        return apps.get_model(value["app"], value["model"])
+    return apps.get_model(value["model"])
+
+
 def _pk_from_json(model: type[models.Model], value: Any) -> Any:
     """Back to the pk field's Python type (a UUID pk comes back as a UUID)."""
     return None if value is None else model._meta.pk.to_python(value)
@@ -208,7 +248,7 @@ def pk_from_json(cache: InstanceCache, value: Any) -> PkOnlyModel | None:
     """A :class:`PkOnlyModel` for the stored related object."""
     if value is None:
         return None
-    model = apps.get_model(value["model"])
+    model = _related_model(value)
     return PkOnlyModel(cache, model, _pk_from_json(model, value["pk"]))
 
 
@@ -221,7 +261,7 @@ def pklist_to_json(
 
 def pklist_from_json(cache: InstanceCache, value: Any) -> PkOnlyQueryset:
     """A :class:`PkOnlyQueryset` for the stored related objects."""
-    model = apps.get_model(value["model"])
+    model = _related_model(value)
     return PkOnlyQueryset(cache, model, [_pk_from_json(model, pk) for pk in value["pks"]])
 
 

@@ -27,26 +27,40 @@ The settings are ``DRF_INSTCACHE_LEASES = {"TTL": 5.0, "WAIT": 0.3}`` (the defau
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from drf_instcache.backends.markers import (
+    LEASE_LENGTH,
+    LEASE_PREFIX,
+    MARKER_HEAD,
+    UNCACHEABLE,
+    is_lease,
+    is_marker,
+    new_lease,
+)
 from drf_instcache.exceptions import ImproperlyConfigured
+
+__all__ = [
+    "DEFAULT_LEASES",
+    "LEASES_SETTING",
+    "LEASE_LENGTH",
+    "LEASE_PREFIX",
+    "MARKER_HEAD",
+    "UNCACHEABLE",
+    "LeasePolicy",
+    "configured_policy",
+    "is_lease",
+    "is_marker",
+    "new_lease",
+    "parse_policy",
+    "wait_for_fills",
+]
 
 LEASES_SETTING = "DRF_INSTCACHE_LEASES"
 DEFAULT_LEASES = {"TTL": 5.0, "WAIT": 0.3}
-
-MARKER_HEAD = b"\x00"
-"""First byte of every marker; no codec's output starts with it."""
-
-LEASE_PREFIX = MARKER_HEAD + b"instcache-lease:"
-_TOKEN_BYTES = 8
-LEASE_LENGTH = len(LEASE_PREFIX) + 2 * _TOKEN_BYTES
-
-UNCACHEABLE = MARKER_HEAD + b"instcache-too-large"
-"""Stored instead of a representation the backend refused for its size."""
 
 FIRST_POLL = 0.005
 """Seconds before a waiting reader first looks again; the interval then doubles..."""
@@ -103,21 +117,6 @@ def configured_policy() -> LeasePolicy | None:
     policy = parse_policy(value)
     _parsed = (value, policy)
     return policy
-
-
-def new_lease() -> bytes:
-    """A fresh lease marker: the reserved prefix and a random token."""
-    return LEASE_PREFIX + secrets.token_hex(_TOKEN_BYTES).encode("ascii")
-
-
-def is_lease(raw: bytes) -> bool:
-    """True for a lease marker (someone is loading this key right now)."""
-    return len(raw) == LEASE_LENGTH and bytes(raw[: len(LEASE_PREFIX)]) == LEASE_PREFIX
-
-
-def is_marker(raw: bytes) -> bool:
-    """True for any reserved marker: a lease, or :data:`UNCACHEABLE`."""
-    return raw[:1] == MARKER_HEAD and (is_lease(raw) or bytes(raw) == UNCACHEABLE)
 
 
 def wait_for_fills(

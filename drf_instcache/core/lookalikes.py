@@ -168,11 +168,18 @@ class CachedModel:
     @property
     def pk(self) -> Any:
         """The primary key, whichever name the cached data stores it under."""
-        data = self._data
-        for name in ("pk", self._model._meta.pk.attname, self._model._meta.pk.name):
+        pk = self._stored_pk()
+        if pk is None:
+            raise AttributeError(f"cached {self._model.__name__} data has no primary key")
+        return pk
+
+    def _stored_pk(self) -> Any:
+        data = self.__dict__["_data"]
+        meta = self.__dict__["_model"]._meta
+        for name in ("pk", meta.pk.attname, meta.pk.name):
             if name in data:
                 return data[name]
-        raise AttributeError(f"cached {self._model.__name__} data has no primary key")
+        return None
 
     def __getattr__(self, name: str) -> Any:
         data = self.__dict__.get("_data")
@@ -185,7 +192,7 @@ class CachedModel:
             # A foreign key's ``<name>_id`` is the pk of the cached related object.
             if name.endswith("_id") and isinstance(data.get(name[:-3]), PkOnlyModel):
                 return data[name[:-3]].pk
-            if not name.startswith("_") and hasattr(model, name):
+            if not name.startswith("_") and hasattr(model, name) and self._stored_pk() is not None:
                 return getattr(self._instance(name), name)
         model_name = self.__dict__.get("_model", type(self)).__name__
         raise AttributeError(f"cached {model_name} has no attribute {name!r}")

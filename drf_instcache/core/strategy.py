@@ -25,6 +25,7 @@ from drf_instcache.core import counters as stats
 from drf_instcache.core import entries, transactions, write
 from drf_instcache.core.codecs import Codec, resolve_codec
 from drf_instcache.core.fields import TYPE_SEPARATOR, UnknownFieldType, get_converter, split_key
+from drf_instcache.core.handle import CacheHandle
 from drf_instcache.core.leases import MARKER_HEAD, is_lease, is_marker
 from drf_instcache.core.loading import load_many_with_related_pks, load_misses
 from drf_instcache.core.namespaces import (
@@ -89,6 +90,7 @@ class BaseCache:
             )
         self._backend = backend
         self._codec = None if codec is None else resolve_codec(codec)
+        transactions.install()
 
     # -- configuration ----------------------------------------------------------------
     @property
@@ -104,6 +106,22 @@ class BaseCache:
     def codec(self) -> Codec:
         """The codec turning representations into bytes."""
         return self._codec if self._codec is not None else resolve_codec(None)
+
+    @property
+    def cache(self) -> CacheHandle | None:
+        """Django-cache-style handle over the backend (drf-cached-instances' ``.cache``).
+
+        None when caching is disabled (``USE_DRF_INSTANCE_CACHE = False``). Keys go to
+        the backend unchanged, so an invalidator's raw key strings address entries
+        written here. See :mod:`drf_instcache.handle`.
+        """
+        backend = self.backend
+        if backend is None:
+            return None
+        handle = getattr(self, "_handle", None)
+        if handle is None or handle.backend is not backend:
+            handle = self._handle = CacheHandle(self, backend)
+        return handle
 
     def resolve_version(self, version: str | None) -> str:
         """Return ``version`` (or the default one), checking that it is declared."""
@@ -214,6 +232,49 @@ class BaseCache:
             elif key != STAMP_FIELD:  # present when given a raw decoded entry
                 native[key] = value
         return native
+
+    # Built-in converters as methods: the extension points drf-cached-instances documented.
+    # field_to_json finds them by name, so a subclass overriding one changes what is
+    # cached; each delegates to the registered converter of its type code.
+    def field_date_to_json(self, value: Any) -> Any:
+        """A date (or a date string) as stored; None for None or a non-date string."""
+        return get_converter("Date").to_json(self, value)
+
+    def field_date_from_json(self, value: Any) -> Any:
+        """The date stored by :meth:`field_date_to_json`."""
+        return get_converter("Date").from_json(self, value)
+
+    def field_datetime_to_json(self, value: Any) -> Any:
+        """A datetime (or a datetime string) in UTC as stored; None if not a datetime."""
+        return get_converter("DateTime").to_json(self, value)
+
+    def field_datetime_from_json(self, value: Any) -> Any:
+        """The aware UTC datetime stored by :meth:`field_datetime_to_json`."""
+        return get_converter("DateTime").from_json(self, value)
+
+    def field_timedelta_to_json(self, value: Any) -> Any:
+        """A timedelta (or a duration string) as stored; None if not a duration."""
+        return get_converter("TimeDelta").to_json(self, value)
+
+    def field_timedelta_from_json(self, value: Any) -> Any:
+        """The timedelta stored by :meth:`field_timedelta_to_json`."""
+        return get_converter("TimeDelta").from_json(self, value)
+
+    def field_pk_to_json(self, model: Any, pk: Any) -> Any:
+        """A related object's model and primary key."""
+        return get_converter("PK").to_json(self, model, pk)
+
+    def field_pk_from_json(self, value: Any) -> Any:
+        """A :class:`~drf_instcache.models.PkOnlyModel` for the stored primary key."""
+        return get_converter("PK").from_json(self, value)
+
+    def field_pklist_to_json(self, model: Any, pks: Any) -> Any:
+        """Related objects' model and primary keys."""
+        return get_converter("PKList").to_json(self, model, pks)
+
+    def field_pklist_from_json(self, value: Any) -> Any:
+        """A :class:`~drf_instcache.models.PkOnlyQueryset` for the stored primary keys."""
+        return get_converter("PKList").from_json(self, value)
 
     # -- reading ----------------------------------------------------------------------
     def get_instances(

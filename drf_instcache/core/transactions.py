@@ -25,6 +25,7 @@ statements behave as if committed and its invalidations run at once.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -95,8 +96,16 @@ def _watch(connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
         connection.execute_wrappers.append(_track)
 
 
+_installed = False
+
+
 def install() -> None:
-    """Watch the statements of every connection (called once, from ``AppConfig.ready``)."""
+    """Watch the statements of every connection (``AppConfig.ready`` calls it; so does
+    the first cache strategy made, for projects that do not install the app)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
     connection_created.connect(_watch, dispatch_uid="drf_instcache.transactions")
     for connection in connections.all(initialized_only=True):
         _watch(connection)
@@ -136,7 +145,7 @@ def unless_rolled_back(write: Callable[[], None]) -> None:
             write()
 
     for alias in pending:
-        transaction.on_commit(lambda alias=alias: committed(alias), using=alias)
+        transaction.on_commit(functools.partial(committed, alias), using=alias)
 
 
 def after_commit(work: Callable[[], None], using: str | None = None) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
-from django.db.models import QuerySet
+from django.db.models import Manager, QuerySet
 from django.http import Http404
 from django.urls import get_script_prefix
 from rest_framework.generics import GenericAPIView
@@ -78,6 +78,10 @@ def usable_plan(view: Any, request: Any) -> plans.RenderedPlan | None:
     """
     if not splices(request.accepted_renderer):
         return None
+    queryset = getattr(view, "queryset", None)
+    if queryset is not None and not isinstance(queryset, QuerySet | Manager):
+        refuse(view, f"its queryset is a {type(queryset).__name__}, not a QuerySet")
+        return None
     try:
         serializer_class = view.get_serializer_class()
     except AssertionError:  # DRF's own complaint (no serializer_class): let it speak
@@ -96,7 +100,7 @@ def usable_plan(view: Any, request: Any) -> plans.RenderedPlan | None:
     return plan
 
 
-def filtered_queryset(view: Any) -> QuerySet | None:
+def filtered_queryset(view: Any, plan: rendered.RenderedPlan) -> QuerySet | None:
     """``filter_queryset(get_queryset())`` as DRF computes it, or None if not a QuerySet.
 
     The mixin does not wrap a fast view's queryset, so the view's own overrides of
@@ -106,7 +110,14 @@ def filtered_queryset(view: Any) -> QuerySet | None:
     if isinstance(queryset, QuerySet):
         queryset = view.filter_queryset(queryset)
         if isinstance(queryset, QuerySet):
-            return queryset
+            if issubclass(queryset.model, plan.model):
+                return queryset
+            refuse(
+                view,
+                f"its queryset is of {queryset.model.__name__}, its serializer's "
+                f"entries of {plan.model.__name__}",
+            )
+            return None
     refuse(view, f"its queryset is a {type(queryset).__name__}, not a QuerySet")
     return None
 
@@ -139,13 +150,20 @@ def variant_of(view: Any, request: Any, plan: plans.RenderedPlan) -> str:
     return "|".join(parts)
 
 
-@functools.cache
+_overridden: dict[tuple[type, str], bool] = {}
+
+
 def _overrides(view_class: type, name: str) -> bool:
     """Whether a class in front of the mixin defines ``name`` (a view's own override)."""
-    for klass in view_class.__mro__:
-        if name in vars(klass):
-            return not isinstance(vars(klass)[name], FastAction)  # the mixin's own action
-    return False
+    known = _overridden.get((view_class, name))
+    if known is None:
+        known = False
+        for klass in view_class.__mro__:
+            if name in vars(klass):
+                known = not isinstance(vars(klass)[name], FastAction)  # the mixin's own
+                break
+        _overridden[(view_class, name)] = known
+    return known
 
 
 def _data(view: Any, request: Any, action: str, chunks: list[Any]) -> Any:
@@ -326,7 +344,7 @@ def list_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any
     """``list`` from rendered entries: count and page keys from the database (or the
     list query cache), bodies from the rendered entries; plain DRF where it cannot."""
     plan = usable_plan(view, request)
-    queryset = filtered_queryset(view) if plan is not None else None
+    queryset = filtered_queryset(view, plan) if plan is not None else None
     if plan is None or queryset is None:
         return plain(request, *args, **kwargs)
     core = view.get_cache()
@@ -370,7 +388,6 @@ def _pk_only_lookup(view: Any, queryset: QuerySet, field: str) -> bool:
     )
 
 
-@functools.cache
 def _custom_get_object(view_class: type) -> bool:
     """Whether the view overrides DRF's ``get_object`` (it then decides what is shown)."""
     return view_class.get_object is not GenericAPIView.get_object  # type: ignore[attr-defined]
@@ -392,7 +409,7 @@ def retrieve_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs:
             return Response(view.get_serializer(obj).data)
         return _serve_object(view, request, plan, obj)
     lookup_url_kwarg = view.lookup_url_kwarg or view.lookup_field
-    queryset = filtered_queryset(view) if lookup_url_kwarg in view.kwargs else None
+    queryset = filtered_queryset(view, plan) if lookup_url_kwarg in view.kwargs else None
     if queryset is None:  # DRF's own assertion, or a queryset the fast path cannot read
         return plain(request, *args, **kwargs)
     value = view.kwargs[lookup_url_kwarg]

@@ -35,6 +35,8 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model
 
+from drf_instcache.core.relations import forward_many_to_many, m2m_through
+
 __all__ = ["Analysis", "Dependency", "Finding", "Step", "parse_path"]
 
 FORWARD, REVERSE, M2M = "forward", "reverse", "m2m"
@@ -135,9 +137,9 @@ class Analysis:
 def _step_for(model: type[Model], relation: Any) -> Step:
     target = relation.related_model
     if relation.many_to_many:
-        concrete = relation.concrete
-        through = (relation.remote_field if concrete else relation).through
-        return Step(model, target, relation.name, M2M, through=through, forward_m2m=concrete)
+        forward = forward_many_to_many(relation)
+        through = m2m_through(relation)
+        return Step(model, target, relation.name, M2M, through=through, forward_m2m=forward)
     if relation.concrete:  # ForeignKey / OneToOneField declared on ``model``
         return Step(model, target, relation.name, FORWARD)
     return Step(model, target, relation.name, REVERSE, link_attname=relation.field.attname)
@@ -153,7 +155,7 @@ def relation_step(model: type[Model], attribute: str) -> Step | None:
     for relation in model._meta.get_fields():
         if not relation.is_relation or relation.related_model is None:
             continue
-        if relation.concrete:
+        if relation.concrete or forward_many_to_many(relation):
             if relation.name == attribute:
                 return _step_for(model, relation)
         else:

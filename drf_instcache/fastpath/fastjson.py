@@ -17,14 +17,19 @@ JSON in the first place (the browsable API).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import orjson
 from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder as DRFJSONEncoder
+
+try:
+    import orjson
+except ImportError:  # without the [fast] extra: DRF's own encoding, same bytes, slower
+    orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "RenderedItems",
@@ -35,7 +40,7 @@ __all__ = [
     "with_splicing",
 ]
 
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+_ORJSON_OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS) if orjson else 0
 """Dates and times go through DRF's encoder (its format, not orjson's); int keys allowed."""
 
 _LINE_SEPARATORS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
@@ -50,12 +55,14 @@ def encode_representation(data: Any) -> bytes:
 
     orjson does the work; values it does not know (dates, decimals, lazy strings) are
     converted the way DRF's encoder converts them, so the parsed result is what plain
-    DRF returns. A value orjson refuses outright (an integer beyond 64 bits) falls back
-    to the standard library with DRF's encoder.
+    DRF returns. A value orjson refuses outright (an integer beyond 64 bits), or a
+    process without orjson, uses the standard library with DRF's encoder: DRF's bytes.
     """
-    try:
-        encoded = orjson.dumps(data, default=_drf_default, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
+    encoded = b""
+    if orjson is not None:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            encoded = orjson.dumps(data, default=_drf_default, option=_ORJSON_OPTIONS)
+    if not encoded:
         encoded = json.dumps(
             data, cls=DRFJSONEncoder, ensure_ascii=False, separators=(",", ":")
         ).encode("utf-8")
@@ -67,7 +74,7 @@ def encode_representation(data: Any) -> bytes:
 
 def decode(chunk: bytes | memoryview) -> Any:
     """Parse one cached representation (for renderers that need Python data)."""
-    return orjson.loads(chunk)
+    return orjson.loads(chunk) if orjson is not None else json.loads(bytes(chunk))
 
 
 class RenderedItems(Sequence[Any]):
@@ -250,7 +257,10 @@ def _render_envelope(data: dict[str, Any]) -> bytes:
             holes[b'"' + token.encode() + b'"'] = _spliced(value)
             value = token
         shaped[key] = value
-    body = orjson.dumps(shaped)
+    if orjson is not None:
+        body = orjson.dumps(shaped)
+    else:  # what DRF's compact renderer writes for these types
+        body = json.dumps(shaped, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     for raw, escaped in _LINE_SEPARATORS:
         if raw in body:
             body = body.replace(raw, escaped)

@@ -42,7 +42,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.core.exceptions import EmptyResultSet
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Model, QuerySet
@@ -55,6 +54,11 @@ from drf_instcache.core import transactions
 from drf_instcache.exceptions import BackendUnavailable
 
 __all__ = ["CachedKeys", "describe", "enabled", "generation_key"]
+try:
+    import orjson
+except ImportError:  # without the [fast] extra the standard library reads and writes the same JSON
+    orjson = None  # type: ignore[assignment]
+
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +153,13 @@ def _describe(queryset: QuerySet) -> ListQuery | None:
 
 def _encode(tokens: list[str], value: Any) -> bytes:
     stored = {"g": tokens, "v": value}
-    try:
-        # Keys orjson does not know (Decimal...) become what Django's encoder makes of them.
-        body = orjson.dumps(stored, default=_django_default)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits
-        body = json.dumps(stored, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    if orjson is not None:
+        try:
+            # Keys orjson does not know (Decimal...) become what Django's encoder makes of them.
+            return RESULT_MARKER + orjson.dumps(stored, default=_django_default)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits
+            pass
+    body = json.dumps(stored, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
     return RESULT_MARKER + body
 
 
@@ -165,8 +171,8 @@ def _decode(raw: bytes | None, tokens: list[str]) -> Any:
     if raw is None or bytes(raw[:2]) != RESULT_MARKER:
         return _STALE
     try:
-        stored = orjson.loads(raw[2:])
-    except orjson.JSONDecodeError:
+        stored = orjson.loads(raw[2:]) if orjson is not None else json.loads(bytes(raw[2:]))
+    except ValueError:  # orjson.JSONDecodeError and json.JSONDecodeError are ValueErrors
         return _STALE
     if not isinstance(stored, dict) or stored.get("g") != tokens:
         return _STALE

@@ -38,6 +38,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.core.classes import cache_class_path
+from drf_instcache.core.relations import m2m_field, m2m_through
 from drf_instcache.core.strategy import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.invalidation.cascade import (
@@ -256,8 +257,7 @@ def _m2m_relations(models: Iterable[type[Model]]) -> dict[type[Model], Any]:
         for each in model._meta.get_fields(include_hidden=True):
             if each.many_to_many:
                 # The forward field (on this model) or the field a reverse relation mirrors.
-                relation: Any = each if each.concrete else each.remote_field
-                relations[relation.remote_field.through] = relation
+                relations[m2m_through(each)] = m2m_field(each)
     return relations
 
 

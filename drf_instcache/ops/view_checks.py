@@ -5,7 +5,8 @@ the URL conf or connected with :func:`drf_instcache.rendered.connect`.
 * ``drf_instcache.E021``: a field (or the serializer) reads the serializer context, so
   its output may differ per request, and the view declares no ``rendered_context_key``
   (the error names the field; its reads are served by plain DRF until it is fixed);
-* ``drf_instcache.E022``: ``cache_rendered`` needs orjson, which is not installed;
+* ``drf_instcache.W023``: orjson (the ``[fast]`` extra) is not installed, so fast-path
+  views encode with DRF's own JSON encoder: the same bytes, several times slower;
 * ``drf_instcache.W020``: a field whose dependencies cannot be read from its declaration
   has none declared, so writes to the rows it reads may leave entries stale;
 * ``drf_instcache.W021``: the view was not connected at start-up, so processes that
@@ -152,15 +153,16 @@ def check_rendered_views() -> list[Any]:
     views.update(dict.fromkeys(v for plan in rendered.registry.plans() for v in plan.views))
     if not views:
         return []
-    if importlib.util.find_spec("orjson") is None:
-        return [
-            Error(
-                "cache_rendered = True needs the orjson package, which is not installed.",
-                hint="pip install 'drf-instcache[fast]'",
-                id="drf_instcache.E022",
-            )
-        ]
     messages: list[Any] = []
+    if importlib.util.find_spec("orjson") is None:
+        messages.append(
+            Warning(
+                "cache_rendered = True works best with orjson, which is not installed: "
+                "fast-path views encode with DRF's JSON encoder (same output, slower).",
+                hint="pip install 'drf-instcache[fast]'",
+                id="drf_instcache.W023",
+            )
+        )
     for view_class in views:
         messages.extend(check_view(view_class))
     return messages

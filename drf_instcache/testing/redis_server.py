@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 import redis
 from mirakuru import TCPExecutor
@@ -50,31 +51,17 @@ def find_binary(name: str) -> str:
     return path
 
 
-class _RedisProcess:
-    """One ``redis-server`` process bound to a fixed port, restartable in place."""
+class ServerProcess:
+    """One server process bound to a fixed port, restartable in place.
 
-    def __init__(self, port: int, workdir: Path, extra_args: list[str]) -> None:
+    ``command`` writes its log to ``log``; standard output is dropped (a pipe nobody
+    reads could fill up and block the server).
+    """
+
+    def __init__(self, port: int, workdir: Path, command: list[str], log: Path) -> None:
         self.port = port
         self.workdir = workdir
-        command = [
-            find_binary("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / f"redis-{port}.log"),
-            "--daemonize",
-            "no",
-            *extra_args,
-        ]
-        # Output goes to the log file; a pipe nobody reads could fill up and block redis.
+        self.log = log
         self._executor = TCPExecutor(
             command,
             host=HOST,
@@ -103,20 +90,34 @@ class _RedisProcess:
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's log, to explain a failed start."""
-        log = self.workdir / f"redis-{self.port}.log"
-        if not log.exists():
+        if not self.log.exists():
             return "(no log written)"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _start_on_free_port(
-    workdir: Path, extra_args: list[str], *, bus_port: bool = False
-) -> _RedisProcess:
-    """Start a server on a port found free, retrying when another process wins the race."""
+class RedisProcess(ServerProcess):
+    """One ``redis-server`` that keeps nothing on disk."""
+
+    def __init__(self, port: int, workdir: Path, extra_args: list[str]) -> None:
+        log = workdir / f"redis-{port}.log"
+        command = [
+            find_binary("redis-server"),
+            *("--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"),
+            *("--dir", str(workdir), "--logfile", str(log), "--daemonize", "no"),
+            *extra_args,
+        ]
+        super().__init__(port, workdir, command, log)
+
+
+P = TypeVar("P", bound=ServerProcess)
+
+
+def start_on_free_port(make: Callable[[int], P], what: str, bus_port: bool = False) -> P:
+    """Start ``make(port)`` on a port found free, retrying when another process wins it."""
     last_error: Exception | None = None
     for _ in range(_START_ATTEMPTS):
         port = free_port(HOST, also_free_at_offset=CLUSTER_BUS_OFFSET if bus_port else None)
-        process = _RedisProcess(port, workdir, extra_args)
+        process = make(port)
         try:
             process.start()
         except (AlreadyRunning, ProcessExitedWithError, MirakuruTimeout) as error:
@@ -124,7 +125,14 @@ def _start_on_free_port(
             last_error = error
             continue
         return process
-    raise RuntimeError(f"could not start redis-server on a free port: {last_error}")
+    raise RuntimeError(f"could not start {what} on a free port: {last_error}")
+
+
+def start_redis(workdir: Path, extra_args: list[str], *, bus_port: bool = False) -> RedisProcess:
+    """A ``redis-server`` on a free port (and a free cluster bus port with ``bus_port``)."""
+    return start_on_free_port(
+        lambda port: RedisProcess(port, workdir, extra_args), "redis-server", bus_port
+    )
 
 
 class RedisServer:
@@ -138,7 +146,7 @@ class RedisServer:
         """``extra_args`` are more ``redis-server`` flags, e.g. ``["--requirepass", "s"]``."""
         self.extra_args = list(extra_args or [])
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
-        self._process: _RedisProcess | None = None
+        self._process: RedisProcess | None = None
 
     @property
     def port(self) -> int:
@@ -167,7 +175,7 @@ class RedisServer:
         if self._process is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="instcache-redis-")
             try:
-                self._process = _start_on_free_port(Path(self._tempdir.name), self.extra_args)
+                self._process = start_redis(Path(self._tempdir.name), self.extra_args)
             except BaseException:
                 self.shutdown()
                 raise
@@ -209,7 +217,7 @@ class RedisClusterServers:
     def __init__(self, node_timeout_ms: int = 500) -> None:
         self.node_timeout_ms = node_timeout_ms
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
-        self._processes: list[_RedisProcess] = []
+        self._processes: list[RedisProcess] = []
 
     @property
     def ports(self) -> list[int]:
@@ -251,9 +259,7 @@ class RedisClusterServers:
                 for index in range(self.NODES):
                     workdir = root / f"node{index}"
                     workdir.mkdir()
-                    self._processes.append(
-                        _start_on_free_port(workdir, self._node_args(), bus_port=True)
-                    )
+                    self._processes.append(start_redis(workdir, self._node_args(), bus_port=True))
                 self._create_cluster()
             except BaseException:
                 self.shutdown()

@@ -22,11 +22,13 @@ from tests.backends.adapters import AdapterUnderTest
 # that cannot be imported leaves its fixtures undefined, so its tests error with
 # "fixture not found": visible, never silently skipped.
 for _module_name in (
+    "config_compressed",
     "config_disk",
     "config_django",
     "config_locmem",
     "config_memcached",
     "config_redis",
+    "config_sentinel",
 ):
     try:
         _module = importlib.import_module(f"tests.backends.{_module_name}")
@@ -55,6 +57,7 @@ class Configuration:
 CONFIGURATIONS = [
     Configuration("redis", has_server=True),
     Configuration("redis-cluster", has_server=True),
+    Configuration("redis-sentinel", has_server=True),
     Configuration("memcached", has_server=True, has_item_limit=True),
     Configuration("memcached-3", has_server=True, has_item_limit=True),
     Configuration("disk"),
@@ -62,6 +65,11 @@ CONFIGURATIONS = [
     Configuration("django-locmem"),
     Configuration("django-redis", has_server=True),
     Configuration("locmem"),
+    # The same adapters through the compression layer (zstd over 1024 bytes).
+    Configuration("redis-zstd", has_server=True),
+    Configuration("memcached-zstd", has_server=True),
+    Configuration("disk-zstd"),
+    Configuration("locmem-zstd"),
 ]
 
 
