@@ -536,7 +536,9 @@ class NearCacheBackend:
             "health_check_interval": 0,
             "retry": Retry(NoBackoff(), 0),
         }
-        return pool.connection_class(**kwargs)
+        connection = pool.connection_class(**kwargs)
+        connection.instcache_tracking = True  # not a data connection (tests count those)
+        return connection
 
     def start_tracking(self) -> RedisTracking:
         """Start this process's tracking thread if it is not running."""
