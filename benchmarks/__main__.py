@@ -27,7 +27,7 @@ from benchmarks.servers import ALL_BACKENDS, BenchServers, Target
 from benchmarks.timing import Plan
 
 REPO = Path(__file__).resolve().parent.parent
-WORKLOADS = ("backend", "core", "e2e", "compression")
+WORKLOADS = ("backend", "core", "e2e", "compression", "near")
 FULL_SIZES = (1, 10, 100, 1000)
 QUICK_SIZES = (1, 10, 100)
 SQLITE_PATH = REPO / "var" / "bench" / "bench.sqlite3"
@@ -331,6 +331,7 @@ class Run:
                 "core": lambda: self._core(targets, progress),
                 "e2e": lambda: self._end_to_end(targets, progress),
                 "compression": lambda: self._compression(targets, dataset, progress),
+                "near": lambda: self._near(targets, progress),
             }
             for name, stage in stages.items():
                 if name in self.settings.workloads:
@@ -398,6 +399,25 @@ class Run:
             progress,
             on_error=lambda target, error: self.error("compression", target, error),
         )
+
+    def _near(self, targets: list[Target], progress: Any) -> None:
+        from benchmarks import data, near_layer
+
+        problem = data.core_available()
+        if problem:
+            self.skip_workload("near", problem)
+            return
+        if not any(target.name == "redis" for target in targets):
+            self.skip_workload("near", "the near cache needs the redis backend")
+            return
+        plan = self.settings.plan
+        progress.stage("near cache", near_layer.steps(plan))
+        try:
+            self.record["results"]["near"] = near_layer.run(
+                targets, data.question_pks(100), plan, progress
+            )
+        except Exception as error:
+            self.error("near", "redis", error)
 
     def _end_to_end(self, targets: list[Target], progress: Any) -> None:
         from benchmarks import data, end_to_end, load

@@ -46,6 +46,7 @@ def new_record() -> dict[str, Any]:
             "core": {"warm": [], "cold": []},
             "end_to_end": [],
             "compression": [],
+            "near": {},
         },
         "summary": {},
     }
@@ -387,12 +388,56 @@ def compression_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
     return grid
 
 
+def near_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
+    """The near cache against Redis alone, the whole-response cache and the floor."""
+    near = record["results"].get("near") or {}
+    if not near.get("timings"):
+        return None
+    timings, ratios = near["timings"], near["ratios"]
+    grid = Grid(
+        f"Near cache, in process (list body {near['list_body_bytes']:,} bytes)",
+        ["Request", "time", "ratio"],
+        caption="Django's WSGI handler in process, warm, interleaved; median ± half IQR. "
+        "floor: a DRF APIView answering pre-rendered bytes of the list body's size. "
+        "Ratios per repeat: whole/near > 1 means the near cache is faster.",
+    )
+    rows = [
+        ("fast list, near cache", "near_list", None),
+        ("fast list, Redis only", "redis_list", "redis_list/near_list"),
+        ("whole-response list", "whole_list", "whole_list/near_list"),
+        ("floor", "floor", "near_list/floor"),
+        ("fast retrieve, near cache", "near_retrieve", None),
+        ("fast retrieve, Redis only", "redis_retrieve", "redis_retrieve/near_retrieve"),
+        ("whole-response retrieve", "whole_retrieve", "whole_retrieve/near_retrieve"),
+    ]
+    for label, timing, ratio_name in rows:
+        grid.rows.append(
+            [
+                label,
+                timing_text(timings[timing], detailed),
+                f"{ratio_name} {ratio_text(ratios[ratio_name], detailed)}" if ratio_name else "",
+            ]
+        )
+    fresh = near.get("freshness") or {}
+    if "p50_s" in fresh:
+        grid.rows.append(
+            [
+                "cross-process freshness",
+                f"p50 {fresh['p50_s'] * 1e3:.2f} ms, p99 {fresh['p99_s'] * 1e3:.2f} ms",
+                f"max {fresh['max_s'] * 1e3:.2f} ms, {fresh['rounds']} rounds, "
+                f"{fresh['not_fresh_within_deadline']} late",
+            ]
+        )
+    return grid
+
+
 def all_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
     grids = [
         backend_layer_grid(record, detailed),
         *core_grids(record, detailed),
         *end_to_end_grids(record, detailed),
         compression_grid(record, detailed),
+        near_grid(record, detailed),
         summary_grid(record, detailed),
     ]
     return [grid for grid in grids if grid is not None]

@@ -1,4 +1,5 @@
-"""Benchmark-only endpoints: whole-response caching, and the fast path without cached lists.
+"""Benchmark-only endpoints: whole-response caching, the fast path without cached lists,
+and the floor (pre-rendered bytes through DRF's cycle).
 
 ``WholeResponseQuestionViewSet``: drf-extensions' ``cache_response``.
 The same question endpoints as the example API, with each response cached whole (body,
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from rest_framework import viewsets
+from rest_framework.views import APIView
 from rest_framework_extensions.cache.decorators import cache_response
 from rest_framework_extensions.key_constructor import bits
 from rest_framework_extensions.key_constructor.constructors import DefaultKeyConstructor
@@ -59,3 +62,16 @@ class LiveListsQuestionViewSet(FastQuestionViewSet):
     count and its page's keys (the benchmark settings cache list queries elsewhere)."""
 
     cache_list_queries = False
+
+
+class FloorView(APIView):
+    """The floor: a DRF view answering with pre-rendered bytes (no query, no cache call).
+
+    The harness sets :attr:`body` to bytes of the warm list body's size before timing,
+    so the difference to a cached list is what the cache and the list query cost.
+    """
+
+    body = b"{}"
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        return HttpResponse(self.body, content_type="application/json")

@@ -227,8 +227,11 @@ def import_backend_class(path: str) -> type:
 
 
 def build_backend(value: Any) -> Backend:
-    """Build a backend from a setting value (URL or dict)."""
-    config = parse_setting(value)
+    """Build a backend from a setting value (URL or dict); the near cache option
+    (``OPTIONS["NEAR_CACHE"]``) is left to :func:`build_configured_backend`."""
+    from drf_instcache.backends.near import split_setting
+
+    config = parse_setting(split_setting(value)[0])
     backend_class = import_backend_class(config.backend)
     try:
         return backend_class(
@@ -287,13 +290,18 @@ def compression_policy() -> CompressionPolicy | None:
 def build_configured_backend() -> Backend:
     """Build the backend the settings describe: its adapter, the compression layer (which
     always reads compressed values, and writes them when ``DRF_INSTCACHE_COMPRESSION``
-    says), and a circuit breaker unless disabled."""
-    backend: Backend = CompressedBackend(build_backend(backend_setting()), compression_policy())
-    breaker = breaker_options()
-    if breaker is None:
-        return backend
+    says), a circuit breaker unless disabled, and the near cache when
+    ``OPTIONS["NEAR_CACHE"]`` asks for one (outermost, so a near hit costs no breaker)."""
+    from drf_instcache.backends.near import NearCacheBackend, split_setting
 
-    return CircuitBreakerBackend(backend, **breaker)
+    setting, near = split_setting(backend_setting())
+    backend: Backend = CompressedBackend(build_backend(setting), compression_policy())
+    breaker = breaker_options()
+    if breaker is not None:
+        backend = CircuitBreakerBackend(backend, **breaker)
+    if near is not None:
+        backend = NearCacheBackend(backend, near)
+    return backend
 
 
 def get_backend() -> Backend:

@@ -164,3 +164,39 @@ def test_compression_workload_reports_bytes_and_times(targets: list[Target]) -> 
     record["backends"]["measured"] = [{"name": t.name, "title": t.title} for t in targets]
     markdown = report.to_markdown(report.compression_grid(record, detailed=True))
     assert "| Disk (diskcache) | zstd-3 |" in markdown
+
+
+def test_near_workload_measures_cross_process_freshness_and_renders() -> None:
+    from benchmarks import near_layer
+    from drf_instcache.testing.redis_server import RedisServer
+    from tests.servers import require_binary
+
+    require_binary("redis-server")
+    with RedisServer() as server:
+        freshness = near_layer.measure_freshness(server.url, rounds=5)
+    assert freshness["rounds"] == 5
+    assert freshness["not_fresh_within_deadline"] == 0
+    assert freshness["old_value_not_near_cached"] == 0
+    assert freshness["min_s"] <= freshness["p50_s"] <= freshness["p99_s"] <= freshness["max_s"]
+    timing = {"median_s": 1e-3, "q1_s": 1e-3, "q3_s": 1e-3, "samples_s": [1e-3], "repeats": 1}
+    ratio_ = {"median": 1.0, "q1": 1.0, "q3": 1.0, "samples": [1.0]}
+    names = ["near_list", "redis_list", "whole_list", "floor"]
+    names += ["near_retrieve", "redis_retrieve", "whole_retrieve"]
+    record = report.new_record()
+    record["results"]["near"] = {
+        "list_body_bytes": 11_000,
+        "timings": dict.fromkeys(names, timing),
+        "ratios": dict.fromkeys(
+            [
+                "whole_list/near_list",
+                "near_list/floor",
+                "redis_list/near_list",
+                "whole_retrieve/near_retrieve",
+                "redis_retrieve/near_retrieve",
+            ],
+            ratio_,
+        ),
+        "freshness": freshness,
+    }
+    markdown = report.to_markdown(report.near_grid(record, detailed=True))
+    assert "whole_list/near_list" in markdown and "cross-process freshness" in markdown

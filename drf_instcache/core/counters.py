@@ -32,6 +32,11 @@ COUNTERS = (
     "errors",  # backend calls that failed with BackendUnavailable
     "waited",  # instances a reader waited for while another request filled them
     "fills_refused",  # fills refused because a write claimed the key first
+    "near_hits",  # keys served from this process's near cache (NEAR_CACHE)
+    "near_misses",  # keys the near cache asked Redis for
+    "near_evictions",  # near-cache entries dropped to stay within MAX_BYTES
+    "near_invalidations",  # keys named by Redis invalidation messages
+    "near_flushes",  # times the near cache was emptied (connection lost or back, clear)
 )
 """Every counter, in display order."""
 

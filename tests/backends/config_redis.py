@@ -49,7 +49,12 @@ class RedisWireSpy:
 
         def send_packed_command(connection: Any, command: Any, *args: Any, **kwargs: Any):
             outermost = spy._depth() == 0
-            if outermost and getattr(connection, "port", None) in spy.ports:
+            if (
+                outermost
+                and getattr(connection, "port", None) in spy.ports
+                # The near cache's invalidation connection (its PINGs) serves no call.
+                and not getattr(connection, "instcache_tracking", False)
+            ):
                 with spy._lock:
                     spy.sent += 1
             spy._local.depth = spy._depth() + 1

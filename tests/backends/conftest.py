@@ -27,6 +27,7 @@ for _module_name in (
     "config_django",
     "config_locmem",
     "config_memcached",
+    "config_near",
     "config_redis",
     "config_sentinel",
 ):
@@ -70,6 +71,8 @@ CONFIGURATIONS = [
     Configuration("memcached-zstd", has_server=True),
     Configuration("disk-zstd"),
     Configuration("locmem-zstd"),
+    # Redis behind the per-process near cache (NEAR_CACHE), over the compression layer.
+    Configuration("redis-near", has_server=True),
 ]
 
 
