@@ -14,7 +14,8 @@ class InstcacheConfig(AppConfig):
 
     def ready(self) -> None:
         from drf_instcache import checks
-        from drf_instcache.core import transactions
+        from drf_instcache.backends import reporting
+        from drf_instcache.core import counters, transactions
         from drf_instcache.invalidation import tables
 
         register(checks.run_checks, Tags.caches, Tags.compatibility)
@@ -22,3 +23,5 @@ class InstcacheConfig(AppConfig):
         tables.listen()
         # Reads inside a transaction that has written bypass the cache (see transactions).
         transactions.install()
+        # The backends' own reports (near-cache hits, flushes) go to the core's counters.
+        reporting.report_to(counters.incr)

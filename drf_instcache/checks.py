@@ -38,9 +38,9 @@ def check_backend_setting() -> list[Error]:
         # Building an adapter validates its options and location without connecting
         # (connections are opened at first use), so a typo fails here, not at runtime.
         instcache_settings.build_backend(value).close()
-        from drf_instcache.backends.near import validate_setting
-
-        validate_setting(value)  # NEAR_CACHE: its options, and a backend it can watch
+        instcache_settings.validate_near_setting(
+            value
+        )  # NEAR_CACHE: its options, and a backend it can watch
     except ImproperlyConfigured as error:
         message = str(error)
         if instcache_settings.BACKEND_SETTING not in message:

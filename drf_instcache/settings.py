@@ -287,6 +287,21 @@ def compression_policy() -> CompressionPolicy | None:
     return parse_compression(get_setting("COMPRESSION", None))
 
 
+def validate_near_setting(value: Any) -> None:
+    """Raise :class:`ImproperlyConfigured` when a near-cache setting cannot work: bad
+    options, or a backend it cannot watch (not single-node Redis)."""
+    from drf_instcache.backends.near import find_redis_adapter, split_setting
+
+    rest, config = split_setting(value)
+    if config is None:
+        return
+    adapter = build_backend(rest)
+    try:
+        find_redis_adapter(adapter)
+    finally:
+        adapter.close()
+
+
 def build_configured_backend() -> Backend:
     """Build the backend the settings describe: its adapter, the compression layer (which
     always reads compressed values, and writes them when ``DRF_INSTCACHE_COMPRESSION``

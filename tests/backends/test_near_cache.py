@@ -24,13 +24,13 @@ from django.test import override_settings
 from drf_instcache import counters
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.near import (
-    ENTRY_OVERHEAD,
     LeasingNearCacheBackend,
     NearCacheBackend,
     entry_size,
     parse_config,
     split_setting,
 )
+from drf_instcache.backends.near_store import ENTRY_OVERHEAD
 from drf_instcache.backends.redis import RedisBackend
 from drf_instcache.checks import check_backend_setting
 from drf_instcache.compression import CompressedBackend
