@@ -250,7 +250,7 @@ def _uid(cache_class: type[BaseCache], version: str | None, signal: str, model: 
     return f"drf_instcache:{path}:{version or '*'}:{signal}:{model._meta.label}"
 
 
-def _m2m_relations(models: Iterable[type[Model]]) -> dict[type[Model], Any]:
+def m2m_relations(models: Iterable[type[Model]]) -> dict[type[Model], Any]:
     """Through model -> its ManyToManyField, for every m2m relation touching ``models``."""
     relations: dict[type[Model], Any] = {}
     for model in models:
@@ -285,7 +285,7 @@ def connect(
                 dispatch_uid=_uid(cache_class, version, name, model),
             )
     _connected.setdefault((cache_class, version), set()).update(chosen)
-    for through, relation in _m2m_relations(chosen).items():
+    for through, relation in m2m_relations(chosen).items():
         m2m_changed.connect(
             receivers.m2m_receiver(relation),
             sender=through,
@@ -381,8 +381,8 @@ def disconnect(
         _connected[(cache_class, version)] = remaining
     else:
         _connected.pop((cache_class, version), None)
-    still_needed = _m2m_relations(remaining)
-    for through in _m2m_relations(chosen):
+    still_needed = m2m_relations(remaining)
+    for through in m2m_relations(chosen):
         if through not in still_needed:
             m2m_changed.disconnect(
                 sender=through, dispatch_uid=_uid(cache_class, version, "m2m_changed", through)

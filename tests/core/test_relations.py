@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 
-from drf_instcache import signals
 from drf_instcache.dependencies import M2M, relation_step
+from drf_instcache.invalidation.instances import m2m_relations
 from drf_instcache.relations import forward_many_to_many, m2m_field, m2m_through
 from example.polls.models import Choice
 
@@ -27,7 +27,7 @@ def test_both_sides_name_the_same_field_and_through_model() -> None:
 
 
 def test_m2m_receivers_are_keyed_by_through_model_from_either_side() -> None:
-    relations = signals._m2m_relations([Choice, User])
+    relations = m2m_relations([Choice, User])
     assert relations[VOTERS_THROUGH] is Choice._meta.get_field("voters")
 
 
