@@ -8,14 +8,11 @@ in docs/backends-memcached.md.
 from __future__ import annotations
 
 import functools
-import math
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from operator import methodcaller
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import unquote_to_bytes
 
 from pymemcache.client.base import Client, PooledClient
 from pymemcache.client.hash import HashClient
@@ -27,11 +24,17 @@ from pymemcache.exceptions import (
 
 from drf_instcache.backends.base import BaseBackend
 from drf_instcache.backends.keys import MAX_KEY_LENGTH
-from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
+from drf_instcache.backends.memcached_servers import (
+    Node,
+    dump_keys,
+    is_too_large,
+    memcached_expire,
+    parse_servers,
+)
+from drf_instcache.exceptions import BackendUnavailable, ValueTooLarge
 
 T = TypeVar("T")
 
-DEFAULT_PORT = 11211
 DEFAULT_SOCKET_TIMEOUT = 0.5
 DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.5
 DEFAULT_DEAD_RETRY = 1.0
@@ -41,14 +44,8 @@ ITEM_OVERHEAD = 64
 """Bytes an item needs besides its key and value: memcached 1.6 uses 59 (header, CAS,
 terminators), measured against the real server; rounded up for safety."""
 
-RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600
-"""Memcached reads a larger expiry as an absolute Unix timestamp."""
-
 ROUTE_CACHE_SIZE = 1 << 15
 """Keys whose server is remembered (a few MB at most) when there are several servers."""
-
-CRAWLER_BUSY_WAIT = 5.0
-"""Seconds ``clear`` waits for memcached's LRU crawler to finish another job."""
 
 CLEAR_PASSES = 10
 """Dumps of one server per ``clear()``; each deletes what the previous ones missed."""
@@ -77,58 +74,6 @@ _STALE_CONNECTION_ERRORS = (
 """A pooled connection the server closed (it restarted, or dropped idle clients)."""
 
 
-def parse_servers(location: Any) -> list[tuple[str, int]]:
-    """Turn a location into ``[(host, port), ...]``.
-
-    Accepts a list of ``host[:port]`` strings or one string of comma-separated servers,
-    optionally written as a ``memcached://`` URL.
-    """
-    if isinstance(location, str):
-        text = location.split("?", 1)[0]
-        if "://" in text:
-            text = text.split("://", 1)[1]
-        entries = text.split(",")
-    elif isinstance(location, list | tuple) and location:
-        entries = [str(entry) for entry in location]
-    else:
-        raise ImproperlyConfigured(
-            "MemcachedBackend LOCATION must be 'host:port', 'host:port,host:port' or a "
-            f"list of 'host:port' strings, not {location!r}"
-        )
-    servers = []
-    for entry in entries:
-        entry = entry.strip()
-        host, sep, port = entry.rpartition(":")
-        if not sep:
-            host, port = entry, str(DEFAULT_PORT)
-        if not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ImproperlyConfigured(
-                f"MemcachedBackend server {entry!r} is not host:port with a port 1-65535"
-            )
-        servers.append((host, int(port)))
-    if len(set(servers)) != len(servers):
-        raise ImproperlyConfigured(f"MemcachedBackend LOCATION {location!r} repeats a server")
-    return servers
-
-
-def memcached_expire(lifetime: float | None, now: float) -> int:
-    """The exptime field for a lifetime in seconds (``None``: never expires).
-
-    Whole seconds, rounded up; beyond 30 days memcached expects an absolute Unix time.
-    """
-    if lifetime is None:
-        return 0
-    seconds = max(1, math.ceil(lifetime))
-    if seconds <= RELATIVE_EXPIRY_LIMIT:
-        return seconds
-    return int(now) + seconds
-
-
-def _is_too_large(error: BaseException) -> bool:
-    """True for memcached's ``SERVER_ERROR object too large for cache`` reply."""
-    return isinstance(error, MemcacheServerError) and "too large" in str(error)
-
-
 def _on_connection(client: Client | PooledClient, request: Callable[[Client], T]) -> T:
     """Run ``request`` on a plain ``Client``: the pooled client's borrowed one, or itself.
 
@@ -140,29 +85,6 @@ def _on_connection(client: Client | PooledClient, request: Callable[[Client], T]
         with client.client_pool.get_and_release(destroy_on_fail=True) as borrowed:
             return request(borrowed)
     return request(client)
-
-
-class _CrawlerBusy(MemcacheError):
-    """The server's LRU crawler is running another job; try again shortly."""
-
-
-class _DumpModeRefused(MemcacheError):
-    """The server does not know this ``metadump`` mode (older than memcached 1.6.10)."""
-
-
-@dataclass(eq=False)
-class _Node:
-    """One server: its connection pool, its item limit, and whether it is in a dead spell."""
-
-    name: str
-    host: str
-    port: int
-    client: PooledClient
-    item_size_max: int | None = None
-    down_until: float = 0.0
-    last_error: str = ""
-    dump_mode: bytes | None = None
-    """``metadump`` mode this server accepts (found on the first ``clear``)."""
 
 
 class MemcachedBackend(BaseBackend):
@@ -219,7 +141,7 @@ class MemcachedBackend(BaseBackend):
             # call routes all its keys, so recent answers are remembered.
             self._route = functools.lru_cache(maxsize=ROUTE_CACHE_SIZE)(hash_client.hasher.get_node)
         self._nodes = {
-            name: _Node(name=name, host=host, port=port, client=clients[name])
+            name: Node(name=name, host=host, port=port, client=clients[name])
             for name, (host, port) in zip(self.servers, servers, strict=True)
         }
 
@@ -231,21 +153,21 @@ class MemcachedBackend(BaseBackend):
         """The ``host:port`` of the server that holds ``key`` (a caller's key)."""
         return self._node_for(self.server_key(key)).name
 
-    def _node_for(self, server_key: str) -> _Node:
+    def _node_for(self, server_key: str) -> Node:
         if self._route is None:
             return next(iter(self._nodes.values()))
         return self._nodes[self._route(server_key)]
 
-    def _by_node(self, server_keys: Iterable[str]) -> dict[_Node, list[str]]:
+    def _by_node(self, server_keys: Iterable[str]) -> dict[Node, list[str]]:
         if self._route is None:  # one server: one batch, no per-key routing
             return {next(iter(self._nodes.values())): list(server_keys)}
-        batches: dict[_Node, list[str]] = {}
+        batches: dict[Node, list[str]] = {}
         for server_key in server_keys:
             batches.setdefault(self._node_for(server_key), []).append(server_key)
         return batches
 
     # -- calling a server -------------------------------------------------------------
-    def _call(self, node: _Node, operation: str, request: Callable[[Any], T]) -> T:
+    def _call(self, node: Node, operation: str, request: Callable[[Any], T]) -> T:
         """Run ``request(client)`` against ``node``, translating failures.
 
         A connection the server had closed is retried once on a fresh connection, so a
@@ -270,7 +192,7 @@ class MemcachedBackend(BaseBackend):
                 finally:
                     fresh.close()
         except MemcacheServerError as error:
-            if _is_too_large(error):
+            if is_too_large(error):
                 raise
             raise self._unavailable(node, operation, error) from error
         except RuntimeError as error:
@@ -282,7 +204,7 @@ class MemcachedBackend(BaseBackend):
                 node.down_until = time.monotonic() + self.dead_retry
             raise self._unavailable(node, operation, error) from error
 
-    def _unavailable(self, node: _Node, operation: str, error: BaseException) -> BackendUnavailable:
+    def _unavailable(self, node: Node, operation: str, error: BaseException) -> BackendUnavailable:
         detail = f"{type(error).__name__}: {error}"
         node.last_error = detail
         return BackendUnavailable(
@@ -365,7 +287,7 @@ class MemcachedBackend(BaseBackend):
             [caller_keys[key] for key in refused], self.max_value_size or min(sizes) - 1, sizes
         )
 
-    def _store(self, node: _Node, batch: dict[str, bytes], expire: int) -> list[str]:
+    def _store(self, node: Node, batch: dict[str, bytes], expire: int) -> list[str]:
         """Store ``batch`` on ``node`` in one request; return the keys refused as too large."""
         try:
             not_stored = self._call(node, "set_many", methodcaller("set_many", batch, expire))
@@ -379,7 +301,7 @@ class MemcachedBackend(BaseBackend):
             )
         return []
 
-    def _store_one_by_one(self, node: _Node, batch: dict[str, bytes], expire: int) -> list[str]:
+    def _store_one_by_one(self, node: Node, batch: dict[str, bytes], expire: int) -> list[str]:
         refused = []
         for server_key, value in batch.items():
             try:
@@ -425,7 +347,7 @@ class MemcachedBackend(BaseBackend):
         items: Mapping[str, bytes],
         timeout: float | None,
         operation: str,
-        write: Callable[[_Node, dict[str, tuple[str, bytes]], int], list[str]],
+        write: Callable[[Node, dict[str, tuple[str, bytes]], int], list[str]],
     ) -> list[str]:
         """Split by server, run ``write`` per server, gather stored keys and size refusals."""
         lifetime = self.resolve_timeout(timeout)
@@ -462,10 +384,10 @@ class MemcachedBackend(BaseBackend):
 
     def _conditional_one_by_one(
         self,
-        node: _Node,
+        node: Node,
         batch: dict[str, tuple[str, bytes]],
         expire: int,
-        write: Callable[[_Node, dict[str, tuple[str, bytes]], int], list[str]],
+        write: Callable[[Node, dict[str, tuple[str, bytes]], int], list[str]],
     ) -> tuple[list[str], list[str]]:
         stored: list[str] = []
         refused: list[str] = []
@@ -476,9 +398,7 @@ class MemcachedBackend(BaseBackend):
                 refused.append(entry[0])
         return stored, refused
 
-    def _add_batch(
-        self, node: _Node, batch: dict[str, tuple[str, bytes]], expire: int
-    ) -> list[str]:
+    def _add_batch(self, node: Node, batch: dict[str, tuple[str, bytes]], expire: int) -> list[str]:
         """One pipelined request of ``add`` commands; returns the caller keys stored."""
         values = {server_key: value for server_key, (_, value) in batch.items()}
         replies = self._call(
@@ -492,7 +412,7 @@ class MemcachedBackend(BaseBackend):
 
     def _swap_batch(
         self,
-        node: _Node,
+        node: Node,
         batch: dict[str, tuple[str, bytes]],
         expire: int,
         expected: Mapping[str, bytes],
@@ -555,12 +475,14 @@ class MemcachedBackend(BaseBackend):
                 errors.append(error)
         self._raise_first(errors)
 
-    def _clear_node(self, node: _Node, head: bytes) -> None:
+    def _clear_node(self, node: Node, head: bytes) -> None:
         for _ in range(CLEAR_PASSES):
             keys = self._call(
                 node,
                 "clear",
-                lambda _client, n=node: self._dump_keys(n, head),  # type: ignore[misc]
+                lambda _client, n=node: dump_keys(  # type: ignore[misc]
+                    n, head, self.socket_connect_timeout, self.socket_timeout
+                ),
             )
             if not keys:
                 return
@@ -571,68 +493,6 @@ class MemcachedBackend(BaseBackend):
             f"memcached {node.name}: keys of prefix {self.key_prefix!r} were still found "
             f"after {CLEAR_PASSES} dumps; is another process writing while it is cleared?"
         )
-
-    def _dump_keys(self, node: _Node, head: bytes) -> list[str]:
-        """Keys on ``node`` starting with ``head``, waiting out a busy LRU crawler.
-
-        ``metadump hash`` walks the hash table (memcached 1.6.10 and later): unlike a
-        walk of the LRUs (``metadump all``, the fallback for older servers), it does not
-        miss entries that the server moves between LRU segments while it walks.
-        """
-        deadline = time.monotonic() + CRAWLER_BUSY_WAIT
-        while True:
-            try:
-                if node.dump_mode is None:
-                    try:
-                        found = self._metadump(node, head, b"hash")
-                        node.dump_mode = b"hash"
-                        return found
-                    except _DumpModeRefused:
-                        node.dump_mode = b"all"
-                return self._metadump(node, head, node.dump_mode)
-            except _CrawlerBusy:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _metadump(self, node: _Node, head: bytes, mode: bytes = b"all") -> list[str]:
-        """Stream ``lru_crawler metadump <mode>`` on its own connection, keeping our keys.
-
-        The dump lists every key on the server (URL-encoded, one per line) and can be
-        large, so it is filtered as it arrives rather than read into memory whole.
-        """
-        found: list[str] = []
-        with socket.create_connection(
-            (node.host, node.port), timeout=self.socket_connect_timeout
-        ) as sock:
-            # The crawler walks the whole cache; give it more than one request's time.
-            sock.settimeout(max(self.socket_timeout, CRAWLER_BUSY_WAIT))
-            sock.sendall(b"lru_crawler metadump " + mode + b"\r\n")
-            pending = b""
-            first = True
-            while True:
-                chunk = sock.recv(1 << 16)
-                if not chunk:
-                    raise MemcacheUnexpectedCloseError()
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    line = line.rstrip(b"\r")
-                    if line.startswith(b"key="):
-                        key = unquote_to_bytes(line[4:].split(b" ", 1)[0])
-                        if key.startswith(head):
-                            found.append(key.decode("ascii"))
-                    elif line == b"END":
-                        return found
-                    elif line.startswith(b"BUSY"):
-                        raise _CrawlerBusy(line.decode("ascii", "replace"))
-                    elif first and mode != b"all" and line.startswith((b"CLIENT_ERROR", b"ERROR")):
-                        raise _DumpModeRefused(line.decode("ascii", "replace"))
-                    elif line:
-                        raise MemcacheServerError(
-                            "lru_crawler metadump is not available: "
-                            + line.decode("ascii", "replace")
-                        )
-                    first = False
 
     def close(self) -> None:
         for node in self._nodes.values():

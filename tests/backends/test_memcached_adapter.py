@@ -18,11 +18,8 @@ import pytest
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 
-from drf_instcache.backends.memcached import (
-    ITEM_OVERHEAD,
-    RELATIVE_EXPIRY_LIMIT,
-    MemcachedBackend,
-)
+from drf_instcache.backends.memcached import ITEM_OVERHEAD, MemcachedBackend
+from drf_instcache.backends.memcached_servers import RELATIVE_EXPIRY_LIMIT
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
 from drf_instcache.keys import MAX_KEY_LENGTH
 from drf_instcache.settings import build_backend
