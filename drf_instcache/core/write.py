@@ -57,21 +57,7 @@ def update_instance(
     version: str | None = None,
     update_only: bool = False,
 ) -> list[Invalidation]:
-    """Bring one instance's cached representations up to date.
-
-    For each version (``version``, or all of them): the instance is loaded afresh
-    (the caller's copy may be stale, or deleted), serialized, and written when its
-    representation changed, or deleted when the row is gone. ``update_only`` writes
-    only entries already cached; an uncached entry is then left alone and causes no
-    cascade, unless the row was deleted.
-
-    When the representation changed (or cannot be compared), the invalidator runs:
-    a plain string entry is a raw key deleted now; ``(model, pk, immediate)`` is an
-    instance to update next, deleted now when ``immediate``. The deleted row's
-    cascade uses the caller's ``instance``, since it can no longer be loaded.
-
-    Returns the ``(model_name, pk, version)`` triples to update next.
-    """
+    """The work of :meth:`BaseCache.update_instance` (its docstring says what it does)."""
     versions = [cache.resolve_version(version)] if version else list(cache.versions)
     plans: list[tuple[str, dict[str, Callable[..., Any] | None]]] = []
     for each_version in versions:
