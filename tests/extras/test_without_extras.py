@@ -114,7 +114,7 @@ def test_without_orjson_list_query_results_round_trip(tmp_path: Path) -> None:
         """
         import django, decimal
         django.setup()
-        from drf_instcache import listqueries
+        from drf_instcache.fastpath import listqueries
 
         raw = listqueries._encode(["t1"], [[1, 2], 2**70, str(decimal.Decimal("2.5"))])
         assert listqueries._decode(raw, ["t1"]) == [[1, 2], 2**70, "2.5"]
