@@ -148,12 +148,7 @@ def forget_instance(
     instance: Any = None,
     version: str | None = None,
 ) -> list[Invalidation]:
-    """Delete the entries of a row known to be deleted; return what to update next.
-
-    Unlike :meth:`update_instance` nothing is loaded: the row is gone. The
-    invalidator runs on the caller's ``instance`` (its foreign keys, and any
-    ``_<name>_pks`` attached before the delete, say which entries embedded it).
-    """
+    """The work of :meth:`BaseCache.forget_instance` (its docstring says what it does)."""
     versions = [cache.resolve_version(version)] if version else list(cache.versions)
     backend = cache.backend
     if backend is None:
