@@ -22,7 +22,8 @@ from drf_instcache.backends.compression import COMPRESSION_SETTING, INSTALL_HINT
 from drf_instcache.core import shared_stats
 from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 from drf_instcache.exceptions import ImproperlyConfigured
-from drf_instcache.invalidation.instances import check_connected_cache_classes
+from drf_instcache.invalidation.instances import check_connected_cache_classes, connected
+from drf_instcache.invalidation.policies import check_cascade_policies
 from drf_instcache.ops import discovery
 from drf_instcache.ops.view_checks import check_rendered_views
 
@@ -159,6 +160,11 @@ def check_cache_enabled_setting() -> list[Warning]:
     return []
 
 
+def check_cascade_setting() -> list[Error]:
+    """``DRF_INSTCACHE_CASCADE`` and connected classes' ``cascade_policies`` must be known."""
+    return check_cascade_policies(sorted({cls for cls, _ in connected()}, key=str))
+
+
 EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
     check_backend_setting,
     check_codec_setting,
@@ -166,6 +172,7 @@ EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
     check_leases_setting,
     check_compression_setting,
     check_async_setting,
+    check_cascade_setting,
     check_cache_enabled_setting,
     shared_stats.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL
     discovery.check_settings,  # DRF_INSTCACHE_CACHE_CLASSES

@@ -23,7 +23,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 
 from drf_instcache.core.classes import import_cache_class
-from drf_instcache.invalidation.cascade import update_cache_for_instance
+from drf_instcache.invalidation.cascade import run_refreshes, update_cache_for_instance
 
 
 @shared_task(name="drf_instcache.update_cache", ignore_result=True)
@@ -36,3 +36,14 @@ def update_cache_task(
     """
     cache = import_cache_class(cache_class_path)()
     return update_cache_for_instance(cache, model_name, pk, version=version)
+
+
+@shared_task(name="drf_instcache.update_caches", ignore_result=True)
+def update_caches_task(cache_class_path: str, rows: list[list[Any]]) -> int:
+    """Run one write's refreshes (``[model, pk, version, update_only]`` rows) as one
+    batched cascade: what ``DRF_INSTCACHE_ASYNC`` sends, one task per write.
+
+    Returns how many entries were refreshed.
+    """
+    cache = import_cache_class(cache_class_path)()
+    return run_refreshes(cache, rows)

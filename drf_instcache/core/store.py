@@ -102,23 +102,27 @@ class Store:
         return configured_policy()
 
     def settle(self) -> None:
-        """Delete the keys earlier invalidations could not reach, now that we call again."""
+        """Apply what earlier invalidations could not, now that we call the backend again:
+        delete the keys they left, then run the cascades they deferred."""
         backend = self.backend
         if not unsettled.pending(backend):
             return
         keys = unsettled.take(backend)
-        try:
-            backend.delete_many(keys)
-        except BackendUnavailable as error:
-            unsettled.remember(backend, keys)
-            logger.debug("drf-instcache: %d stale key(s) still to delete: %s", len(keys), error)
-            return
-        stats.incr("deleted", len(keys))
-        logger.warning(
-            "drf-instcache: the cache answers again; deleted %d key(s) whose invalidation "
-            "had failed",
-            len(keys),
-        )
+        if keys:
+            try:
+                backend.delete_many(keys)
+            except BackendUnavailable as error:
+                unsettled.remember(backend, keys)
+                logger.debug("drf-instcache: %d stale key(s) still to delete: %s", len(keys), error)
+                return
+            stats.incr("deleted", len(keys))
+            logger.warning(
+                "drf-instcache: the cache answers again; deleted %d key(s) whose invalidation "
+                "had failed",
+                len(keys),
+            )
+        for work in unsettled.take_work(backend):
+            work()  # a cascade: it defers itself again if the backend fails anew
 
     def delete(self, keys: Sequence[str], invalidating: bool = False) -> None:
         """Delete keys; a failure is logged, not raised. Deleting is always safe: at worst

@@ -16,7 +16,7 @@ comes from the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from drf_instcache import settings as instcache_settings
@@ -81,6 +81,8 @@ class BaseCache:
     default_version: str = "default"
     timeout: float | None = None
     """Lifetime of written entries in seconds; None means the backend's TIMEOUT."""
+    cascade_policies: dict[str, str] = {}
+    """Model name -> ``"refresh"`` or ``"drop"`` for its entries an invalidator names."""
 
     def __init__(self, backend: Backend | None = None, codec: str | Codec | None = None) -> None:
         if self.default_version not in self.versions:
@@ -440,6 +442,19 @@ class BaseCache:
         Returns the ``(model_name, pk, version)`` triples to update next.
         """
         return write.update_instance(self, model_name, pk, instance, version, update_only)
+
+    def update_instances(
+        self,
+        model_name: str,
+        pks: Sequence[Any],
+        version: str | None = None,
+        update_only: bool = False,
+        instances: Mapping[Any, Any] | None = None,
+    ) -> write.Outcome:
+        """:meth:`update_instance` for many instances of one model, as one batch: one
+        ``get_many``, one batch load (``loader_many``) and one write, whatever their number.
+        The outcome says what to update next, or that the backend failed (nothing done)."""
+        return write.update_instances(self, model_name, pks, version, update_only, instances)
 
     def forget_instance(
         self,

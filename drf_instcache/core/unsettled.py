@@ -9,8 +9,10 @@ that reaches that backend: deleting is always safe (at worst a miss).
 
 The memory is bounded (:data:`LIMIT` keys per backend); beyond it the oldest keys are
 dropped with an error log, since those entries may then stay stale until they expire.
-A process that exits during an outage forgets its keys: the entries' lifetime
-(``TIMEOUT``) is the last line of defence.
+
+Besides keys, a caller may :func:`defer` work (a cascade that stopped when the backend
+failed); it runs once the remembered keys are deleted, before the call that found the
+backend answering goes on, so a replayed invalidation lands before that call's fills.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ LIMIT = 10_000
 
 _lock = threading.Lock()
 _keys: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
+_work: weakref.WeakKeyDictionary[Any, list[Callable[[], None]]] = weakref.WeakKeyDictionary()
 
 
 def remember(backend: Any, keys: Iterable[str]) -> None:
@@ -48,9 +51,21 @@ def remember(backend: Any, keys: Iterable[str]) -> None:
         )
 
 
+def defer(backend: Any, work: Callable[[], None]) -> None:
+    """Run ``work`` once ``backend`` answers again (after the remembered keys are deleted)."""
+    with _lock:
+        _work.setdefault(backend, []).append(work)
+
+
 def pending(backend: Any) -> bool:
-    """Whether keys wait to be deleted on ``backend`` (cheap: called on every read)."""
-    return bool(_keys) and backend in _keys
+    """Whether keys or work wait for ``backend`` (cheap: called on every read)."""
+    return (bool(_keys) and backend in _keys) or (bool(_work) and backend in _work)
+
+
+def take_work(backend: Any) -> list[Callable[[], None]]:
+    """Remove and return the work deferred for ``backend``."""
+    with _lock:
+        return _work.pop(backend, [])
 
 
 def take(backend: Any) -> list[str]:
@@ -63,3 +78,4 @@ def forget_all() -> None:
     """Drop every remembered key (tests; or after clearing the cache by hand)."""
     with _lock:
         _keys.clear()
+        _work.clear()

@@ -10,7 +10,6 @@ after the transaction commits: inline, or as the Celery task
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +17,11 @@ from typing import Any
 from django.db.models import Model
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache.core import transactions
+from drf_instcache.core import transactions, unsettled, write
 from drf_instcache.core.classes import cache_class_path
 from drf_instcache.core.strategy import BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
+from drf_instcache.invalidation.policies import CascadePolicies
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,16 @@ ASYNC_SETTING = "ASYNC"
 
 @dataclass(frozen=True)
 class Refresh:
-    """One entry to recompute: ``version=None`` means every version of the cache class."""
+    """One entry to recompute: ``version=None`` means every version of the cache class.
+
+    ``update_only``: refresh it only if it is cached (what an invalidator names); the
+    written instance itself is always refreshed.
+    """
 
     model_name: str
     pk: Any
     version: str | None = None
+    update_only: bool = False
 
     def identities(self, versions: Sequence[str]) -> list[tuple[str, str, str]]:
         """One identity per version covered; spelling of names and pks normalised.
@@ -44,6 +49,15 @@ class Refresh:
         """
         name, pk = self.model_name.lower(), str(self.pk)
         return [(name, pk, version) for version in ([self.version] if self.version else versions)]
+
+
+@dataclass
+class Walked:
+    """What a cascade did: entries refreshed, and what it could not reach."""
+
+    refreshed: int = 0
+    unreached: list[Refresh] = field(default_factory=list)
+    """Refreshes not run because the backend failed: replay them once it answers."""
 
 
 def update_cache_for_instance(
@@ -57,40 +71,110 @@ def update_cache_for_instance(
 
     The row is reloaded; when it is gone its entries are deleted and ``instance`` (as
     ``post_delete`` passed it) tells its invalidator what embedded it. Returns how many
-    entries were refreshed.
+    entries were refreshed. What the backend could not take is replayed when it answers.
     """
-    return _cascade(cache, [Refresh(model_name, pk, version)], first_instance=instance)
+    walked = cascade(cache, [Refresh(model_name, pk, version)], first_instance=instance)
+    replay_later(cache, walked.unreached)
+    return walked.refreshed
 
 
-def _cascade(
+def cascade(
     cache: BaseCache, start: Iterable[Refresh], first_instance: Model | None = None
-) -> int:
-    pending = deque(start)
+) -> Walked:
+    """Refresh ``start``, then what their invalidators name, one batch per model and level.
+
+    Each level groups its refreshes by (model, version): one ``get_many``, one batch
+    load and one write per group (:meth:`BaseCache.update_instances`), so the queries
+    of a cascade depend on its depth and the models it crosses, not on its fan-out.
+    Named instances are refreshed only if cached (an unchanged or uncached entry stops
+    the cascade), or dropped unloaded where the cascade policy says ``drop``. Each
+    entry is visited once, so cyclic invalidators terminate.
+    """
     versions = list(cache.versions)
+    policies = CascadePolicies(cache)
+    batched = type(cache).update_instance is BaseCache.update_instance
     done: set[tuple[str, str, str]] = set()
-    refreshed = 0
-    instance = first_instance
-    while pending:
-        refresh = pending.popleft()
-        identities = refresh.identities(versions)
+    walked = Walked()
+    level = list(start)
+    while level:
+        groups = _group(level, versions, done)
+        follow: list[Refresh] = []
+        for index, ((name, version, update_only), pks) in enumerate(groups.items()):
+            if update_only and policies.drops(name):
+                walked.refreshed += write.drop_instances(cache, name, pks, version).refreshed
+                continue
+            given = _given(first_instance, pks)
+            try:
+                if batched:
+                    outcome = cache.update_instances(name, pks, version, update_only, given)
+                else:
+                    outcome = _one_by_one(cache, name, pks, version, given)
+            except UnknownModel:
+                logger.warning(
+                    "%s has no cache functions for %r (named by an invalidator); skipped",
+                    type(cache).__name__,
+                    name,
+                )
+                continue
+            if outcome.unreachable:
+                rest = list(groups.items())[index:]
+                unreached = [r for (n, v, u), p in rest for r in _refreshes(n, v, u, p)]
+                walked.unreached = [*unreached, *follow]
+                return walked
+            walked.refreshed += outcome.refreshed
+            follow.extend(
+                Refresh(each.model_name, each.pk, each.version, update_only=not each.immediate)
+                for each in outcome.follow
+            )
+        first_instance = None
+        level = follow
+    return walked
+
+
+def _group(
+    level: Iterable[Refresh], versions: Sequence[str], done: set[tuple[str, str, str]]
+) -> dict[tuple[str, str | None, bool], list[Any]]:
+    """(model, version, update_only) -> pks not refreshed yet; a full refresh wins."""
+    chosen: dict[tuple[str, str, str], Refresh] = {}
+    for refresh in level:
+        identities = tuple(refresh.identities(versions))
         if done.issuperset(identities):
             continue
-        done.update(identities)
-        refreshed += 1
-        try:
-            follow = cache.update_instance(
-                refresh.model_name, refresh.pk, instance=instance, version=refresh.version
-            )
-        except UnknownModel:
-            logger.warning(
-                "%s has no cache functions for %r (named by an invalidator); skipped",
-                type(cache).__name__,
-                refresh.model_name,
-            )
-            follow = []
-        instance = None
-        pending.extend(Refresh(name, pk, version) for name, pk, version in follow)
-    return refreshed
+        earlier = chosen.get(identities[0])
+        if earlier is None or (earlier.update_only and not refresh.update_only):
+            chosen[identities[0]] = refresh
+    groups: dict[tuple[str, str | None, bool], list[Any]] = {}
+    for refresh in chosen.values():
+        done.update(refresh.identities(versions))
+        group = (refresh.model_name.lower(), refresh.version, refresh.update_only)
+        groups.setdefault(group, []).append(refresh.pk)
+    return groups
+
+
+def _refreshes(name: str, version: str | None, update_only: bool, pks: list[Any]) -> list[Refresh]:
+    return [Refresh(name, pk, version, update_only) for pk in pks]
+
+
+def _given(instance: Model | None, pks: list[Any]) -> dict[Any, Model] | None:
+    """The caller's copy of the first instance (a deleted row's invalidator needs it)."""
+    if instance is None or len(pks) != 1:
+        return None
+    return {pks[0]: instance}
+
+
+def _one_by_one(
+    cache: BaseCache, name: str, pks: list[Any], version: str | None, given: Any
+) -> write.Outcome:
+    """A cache class that overrides ``update_instance``: call it per instance, as before."""
+    outcome = write.Outcome()
+    for pk in pks:
+        instance = (given or {}).get(pk)
+        for model_name, related_pk, each_version in cache.update_instance(
+            name, pk, instance=instance, version=version
+        ):
+            outcome.follow.append(write.Follow(model_name, related_pk, each_version, True))
+        outcome.refreshed += 1
+    return outcome
 
 
 def versions_of(cache: BaseCache, version: str | None) -> list[str]:
@@ -139,18 +223,48 @@ def runs_async() -> bool:
 def async_task() -> Any:
     """The Celery task, or an error naming the extra to install."""
     try:
-        from drf_instcache.tasks import update_cache_task
+        from drf_instcache.tasks import update_caches_task
     except (ImportError, ImproperlyConfigured) as error:
         raise ImproperlyConfigured(
             "DRF_INSTCACHE_ASYNC is True but Celery is not installed: "
             "pip install 'drf-instcache[celery]', or set DRF_INSTCACHE_ASYNC = False"
         ) from error
-    return update_cache_task
+    return update_caches_task
 
 
 def task_pk(pk: Any) -> Any:
     """A pk any Celery serializer can carry (UUIDs and the like travel as strings)."""
     return pk if isinstance(pk, int | str) else str(pk)
+
+
+def replay_later(cache: BaseCache, refreshes: Sequence[Refresh]) -> None:
+    """Run ``refreshes`` as a cascade once the backend answers again.
+
+    Their keys were remembered by the batch that failed, so they are deleted first;
+    this then refreshes them and follows their invalidators, as the write would have.
+    """
+    backend = cache.backend
+    if not refreshes or backend is None:
+        return
+    cache_class, todo = type(cache), tuple(refreshes)
+
+    def replay() -> None:
+        try:
+            again = cache_class()
+            replay_later(again, cascade(again, todo).unreached)
+        except Exception:
+            logger.exception("drf-instcache: replaying %d deferred refresh(es) failed", len(todo))
+
+    unsettled.defer(backend, replay)
+
+
+def _replay_refused(
+    cache: BaseCache, model_name: str, pks: Sequence[Any], version: str | None, only: bool
+) -> None:
+    replay_later(cache, [Refresh(model_name, pk, version, only) for pk in pks])
+
+
+write.set_replayer(_replay_refused)
 
 
 @dataclass
@@ -172,17 +286,48 @@ class Job:
             # (on the instance as deleted) say what embedded it. A deleted instance
             # could not travel to a Celery worker anyway.
             gone, refreshes = refreshes[0], refreshes[1:]
-            follow = cache.forget_instance(
-                gone.model_name, gone.pk, self.deleted, version=gone.version
-            )
-            refreshes.extend(Refresh(name, pk, version) for name, pk, version in follow)
+            refreshes.extend(_forget(cache, gone, self.deleted))
         if not runs_async():
-            _cascade(cache, refreshes)
+            replay_later(cache, cascade(cache, refreshes).unreached)
             return
-        task, path, versions = async_task(), cache_class_path(self.cache_class), cache.versions
-        unique = {tuple(refresh.identities(versions)): refresh for refresh in refreshes}
-        for each in unique.values():
-            task.delay(path, each.model_name, task_pk(each.pk), each.version)
+        task, path = async_task(), cache_class_path(self.cache_class)
+        _, unique = _group_for_task(refreshes, cache.versions)
+        task.delay(path, unique)
+
+
+def _forget(cache: BaseCache, gone: Refresh, instance: Model) -> list[Refresh]:
+    """Drop a deleted row's entries; return what its invalidator names."""
+    if type(cache).forget_instance is not BaseCache.forget_instance:
+        follow = cache.forget_instance(gone.model_name, gone.pk, instance, version=gone.version)
+        return [Refresh(name, pk, version) for name, pk, version in follow]
+    outcome = write.forget_instances(cache, gone.model_name, {gone.pk: instance}, gone.version)
+    return [
+        Refresh(each.model_name, each.pk, each.version, update_only=not each.immediate)
+        for each in outcome.follow
+    ]
+
+
+def _group_for_task(
+    refreshes: Sequence[Refresh], versions: Sequence[str]
+) -> tuple[int, list[list[Any]]]:
+    """The refreshes as JSON-able rows for one Celery task, each entry once."""
+    unique = {tuple(refresh.identities(versions)): refresh for refresh in refreshes}
+    rows = [
+        [each.model_name, task_pk(each.pk), each.version, each.update_only]
+        for each in unique.values()
+    ]
+    return len(rows), rows
+
+
+def run_refreshes(cache: BaseCache, rows: Sequence[Sequence[Any]]) -> int:
+    """Run the rows :class:`Job` sent to Celery as one cascade; return entries refreshed."""
+    refreshes = [
+        Refresh(str(name), pk, version, bool(update_only))
+        for name, pk, version, update_only in rows
+    ]
+    walked = cascade(cache, refreshes)
+    replay_later(cache, walked.unreached)
+    return walked.refreshed
 
 
 def schedule(using: str | None, job: Job) -> None:

@@ -29,9 +29,11 @@ class NodeCache(BaseCache):
     """
 
     length = sys.getrecursionlimit() * 2
+    generation = 0
+    """Bumped by a test to change every node's representation."""
 
     def node_default_serializer(self, obj: dict | None) -> dict | None:
-        return {"id": obj["id"]} if obj else None
+        return {"id": obj["id"], "generation": self.generation} if obj else None
 
     def node_default_loader(self, pk: Any) -> dict | None:
         return {"id": int(pk)} if 0 <= int(pk) < self.length else None
@@ -46,9 +48,18 @@ def receiver_counts() -> list[int]:
 
 def test_a_long_cyclic_cascade_is_followed_iteratively_and_ends():
     cache = NodeCache()
-    assert signals.update_cache_for_instance(cache, "node", 0) == NodeCache.length
     keys = [cache.key_for("default", "node", pk) for pk in range(NodeCache.length)]
-    assert len(instcache_settings.get_backend().get_many(keys)) == NodeCache.length
+    # Cold: the written node is refreshed; the uncached node it names is left alone.
+    assert signals.update_cache_for_instance(cache, "node", 0) == 1
+    assert len(instcache_settings.get_backend().get_many(keys)) == 1
+    cache.get_instances([("node", pk, None) for pk in range(NodeCache.length)])
+    # Every cached node changes: the cascade follows the whole cycle, once each.
+    cache.generation = 1
+    assert signals.update_cache_for_instance(cache, "node", 0) == NodeCache.length
+    stored = instcache_settings.get_backend().get_many(keys)
+    assert all(
+        cache.decode_entry("node", "default", raw)["generation"] == 1 for raw in stored.values()
+    )
     # Nothing changed since: the cascade stops at the first, unchanged, entry.
     assert signals.update_cache_for_instance(cache, "node", 0) == 1
 
@@ -60,10 +71,13 @@ def test_an_invalidator_naming_an_unknown_model_is_logged_and_skipped(caplog):
         def node_default_invalidator(self, obj: dict) -> list[tuple[str, int, bool]]:
             return [("Ghost", 1, False), *super().node_default_invalidator(obj)]
 
+    cache = Confused()
+    cache.get_instances([("node", pk, None) for pk in range(3)])
+    cache.generation = 1
     with caplog.at_level(logging.WARNING, logger="drf_instcache.invalidation"):
-        refreshed = signals.update_cache_for_instance(Confused(), "node", 0)
-    assert refreshed == 3 + 1  # the three nodes, and the one attempt at "Ghost"
-    assert "Ghost" in caplog.text
+        refreshed = signals.update_cache_for_instance(cache, "node", 0)
+    assert refreshed == 3  # the three nodes; "Ghost" is skipped with a warning
+    assert "ghost" in caplog.text.lower()
 
 
 def test_connecting_twice_changes_nothing():
