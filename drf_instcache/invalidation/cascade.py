@@ -205,8 +205,8 @@ def named_by_invalidator(
             if isinstance(entry, str):
                 stale.raw_keys.append(entry)
             else:
-                name, pk, _immediate = entry
-                stale.refreshes.append(Refresh(name, pk, each))
+                name, pk, immediate = entry
+                stale.refreshes.append(Refresh(name, pk, each, update_only=not immediate))
     return stale
 
 
