@@ -1,6 +1,7 @@
 """Public face (the drf-cached-instances layout): look-alikes of Model and QuerySet.
 
-They live in :mod:`drf_instcache.core.lookalikes`.
+They live in :mod:`drf_instcache.core.lookalikes`; the outbox table's model, which
+Django looks for here, in :mod:`drf_instcache.invalidation.outbox_model`.
 """
 
 from drf_instcache.core.lookalikes import (
@@ -10,11 +11,13 @@ from drf_instcache.core.lookalikes import (
     PkOnlyModel,
     PkOnlyQueryset,
 )
+from drf_instcache.invalidation.outbox_model import PendingInvalidation
 
 __all__ = [
     "CachedModel",
     "CachedQueryset",
     "InstanceCache",
+    "PendingInvalidation",
     "PkOnlyModel",
     "PkOnlyQueryset",
 ]

@@ -101,12 +101,13 @@ class Store:
             return None
         return configured_policy()
 
-    def settle(self) -> None:
+    def settle(self) -> bool:
         """Apply what earlier invalidations could not, now that we call the backend again:
-        delete the keys they left, then run the cascades they deferred."""
+        delete the keys they left, then run the cascades they deferred, then what the
+        outbox holds. Returns whether anything was pending (values read before are stale)."""
         backend = self.backend
         if not unsettled.pending(backend):
-            return
+            return False
         keys = unsettled.take(backend)
         if keys:
             try:
@@ -114,7 +115,7 @@ class Store:
             except BackendUnavailable as error:
                 unsettled.remember(backend, keys)
                 logger.debug("drf-instcache: %d stale key(s) still to delete: %s", len(keys), error)
-                return
+                return True
             stats.incr("deleted", len(keys))
             logger.warning(
                 "drf-instcache: the cache answers again; deleted %d key(s) whose invalidation "
@@ -123,6 +124,8 @@ class Store:
             )
         for work in unsettled.take_work(backend):
             work()  # a cascade: it defers itself again if the backend fails anew
+        unsettled.drain_journal(backend)  # what other processes (or an earlier one) left
+        return True
 
     def delete(self, keys: Sequence[str], invalidating: bool = False) -> None:
         """Delete keys; a failure is logged, not raised. Deleting is always safe: at worst

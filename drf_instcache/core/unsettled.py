@@ -21,7 +21,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,40 @@ _keys: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictiona
 _work: weakref.WeakKeyDictionary[Any, list[Callable[[], None]]] = weakref.WeakKeyDictionary()
 
 
+class Journal(Protocol):
+    """A durable store for what is remembered here (the invalidation layer's outbox)."""
+
+    def record_keys(self, backend: Any, keys: Iterable[str]) -> bool: ...
+
+    def due(self, backend: Any) -> bool: ...
+
+    def drain(self, backend: Any) -> None: ...
+
+
+_journal: list[Journal] = []
+
+
+def set_journal(journal: Journal | None) -> None:
+    """Keep what is remembered durably (None: in this process's memory only)."""
+    _journal[:] = [journal] if journal is not None else []
+
+
+def journal_due(backend: Any) -> bool:
+    """Whether the durable store holds records for ``backend`` (cheap most of the time)."""
+    return bool(_journal) and _journal[0].due(backend)
+
+
+def drain_journal(backend: Any) -> None:
+    """Apply the durable store's records to ``backend`` (keys first, then refreshes)."""
+    if _journal:
+        _journal[0].drain(backend)
+
+
 def remember(backend: Any, keys: Iterable[str]) -> None:
     """Note that ``keys`` may hold stale entries on ``backend``."""
+    keys = list(keys)
+    if _journal and _journal[0].record_keys(backend, keys):
+        return
     with _lock:
         pending = _keys.setdefault(backend, {})
         pending.update(dict.fromkeys(keys))
@@ -59,7 +91,11 @@ def defer(backend: Any, work: Callable[[], None]) -> None:
 
 def pending(backend: Any) -> bool:
     """Whether keys or work wait for ``backend`` (cheap: called on every read)."""
-    return (bool(_keys) and backend in _keys) or (bool(_work) and backend in _work)
+    return (
+        (bool(_keys) and backend in _keys)
+        or (bool(_work) and backend in _work)
+        or journal_due(backend)
+    )
 
 
 def take_work(backend: Any) -> list[Callable[[], None]]:

@@ -74,6 +74,8 @@ def fetch(
         return {}
     if backend is None or transactions.dirty():
         return dict(render(ids))
+    if Store(backend, core.timeout, warn_unavailable).settle():
+        preread = None  # read before failed invalidations were applied: read again
     try:
         token = _token(plan, backend, variant)
     except BackendUnavailable as error:

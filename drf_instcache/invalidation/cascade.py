@@ -21,6 +21,7 @@ from drf_instcache.core import transactions, unsettled, write
 from drf_instcache.core.classes import cache_class_path
 from drf_instcache.core.strategy import BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured, UnknownModel
+from drf_instcache.invalidation.outbox import OUTBOX, durable
 from drf_instcache.invalidation.policies import CascadePolicies
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,8 @@ def replay_later(cache: BaseCache, refreshes: Sequence[Refresh]) -> None:
     backend = cache.backend
     if not refreshes or backend is None:
         return
+    if durable(backend) and OUTBOX.record_refreshes(type(cache), refreshes):
+        return  # drained (by any process) once the backend answers
     cache_class, todo = type(cache), tuple(refreshes)
 
     def replay() -> None:
@@ -265,6 +268,16 @@ def _replay_refused(
 
 
 write.set_replayer(_replay_refused)
+
+
+def _replay_stored(cache_class: type[BaseCache], rows: list[Any]) -> bool:
+    """Run the outbox's refreshes as one cascade; True when the backend took them all."""
+    cache = cache_class()
+    refreshes = [Refresh(name, pk, version, update_only) for name, pk, version, update_only in rows]
+    return not cascade(cache, refreshes).unreached
+
+
+OUTBOX.replay = _replay_stored
 
 
 @dataclass

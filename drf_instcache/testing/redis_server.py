@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 import redis
+from mirakuru.exceptions import ProcessExitedWithError
 from mirakuru import TCPExecutor
 from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError
 from mirakuru.exceptions import TimeoutExpired as MirakuruTimeout
@@ -82,6 +83,10 @@ class ServerProcess:
 
     def start(self) -> None:
         if not self.running:
+            try:
+                self._executor.stop()  # forget a process that was killed (SIGKILL)
+            except ProcessExitedWithError:
+                pass
             self._executor.start()
 
     def stop(self) -> None:
