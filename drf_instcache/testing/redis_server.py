@@ -13,6 +13,7 @@ import pytest. It needs ``mirakuru`` and ``redis`` (both in the ``test`` extra) 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 import redis
-from mirakuru.exceptions import ProcessExitedWithError
 from mirakuru import TCPExecutor
 from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError
 from mirakuru.exceptions import TimeoutExpired as MirakuruTimeout
@@ -83,10 +83,8 @@ class ServerProcess:
 
     def start(self) -> None:
         if not self.running:
-            try:
+            with contextlib.suppress(ProcessExitedWithError):
                 self._executor.stop()  # forget a process that was killed (SIGKILL)
-            except ProcessExitedWithError:
-                pass
             self._executor.start()
 
     def stop(self) -> None:
