@@ -23,6 +23,7 @@ from drf_instcache.core import shared_stats
 from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.invalidation.instances import check_connected_cache_classes, connected
+from drf_instcache.invalidation.outbox import outbox_options
 from drf_instcache.invalidation.policies import check_cascade_policies
 from drf_instcache.ops import discovery
 from drf_instcache.ops.view_checks import check_rendered_views
@@ -160,6 +161,22 @@ def check_cache_enabled_setting() -> list[Warning]:
     return []
 
 
+def check_outbox_setting() -> list[Error]:
+    """``DRF_INSTCACHE_OUTBOX`` must be None or ``{"CHECK_INTERVAL": seconds}``."""
+    try:
+        outbox_options()
+    except ImproperlyConfigured as error:
+        return [
+            Error(
+                str(error),
+                hint="Set DRF_INSTCACHE_OUTBOX = {'CHECK_INTERVAL': 1.0} (seconds between "
+                "looks at the outbox table), or None to keep failed invalidations in memory.",
+                id="drf_instcache.E009",
+            )
+        ]
+    return []
+
+
 def check_cascade_setting() -> list[Error]:
     """``DRF_INSTCACHE_CASCADE`` and connected classes' ``cascade_policies`` must be known."""
     return check_cascade_policies(sorted({cls for cls, _ in connected()}, key=str))
@@ -173,6 +190,7 @@ EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
     check_compression_setting,
     check_async_setting,
     check_cascade_setting,
+    check_outbox_setting,
     check_cache_enabled_setting,
     shared_stats.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL
     discovery.check_settings,  # DRF_INSTCACHE_CACHE_CLASSES

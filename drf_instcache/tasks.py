@@ -47,3 +47,13 @@ def update_caches_task(cache_class_path: str, rows: list[list[Any]]) -> int:
     """
     cache = import_cache_class(cache_class_path)()
     return run_refreshes(cache, rows)
+
+
+@shared_task(name="drf_instcache.drain_outbox", ignore_result=True)
+def drain_outbox_task() -> int:
+    """Apply the invalidations waiting in the outbox (schedule it with Celery beat to
+    drain even when no web process calls the cache). Returns the rows applied."""
+    from drf_instcache import settings as instcache_settings
+    from drf_instcache.invalidation.outbox import OUTBOX
+
+    return OUTBOX.drain(instcache_settings.get_backend())

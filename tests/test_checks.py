@@ -25,6 +25,9 @@ def test_the_default_configuration_passes():
         ({"DRF_INSTCACHE_CODEC": "yaml"}, "drf_instcache.E002"),
         ({"DRF_INSTCACHE_CIRCUIT_BREAKER": {"FAILURES": -1}}, "drf_instcache.E003"),
         ({"DRF_INSTCACHE_CIRCUIT_BREAKER": "on"}, "DRF_INSTCACHE_CIRCUIT_BREAKER"),
+        ({"DRF_INSTCACHE_CASCADE": "forget"}, "drf_instcache.E008"),
+        ({"DRF_INSTCACHE_OUTBOX": {"CHECK_INTERVAL": -1}}, "drf_instcache.E009"),
+        ({"DRF_INSTCACHE_OUTBOX": {"EVERY": 1}}, "CHECK_INTERVAL"),
     ],
 )
 def test_bad_settings_fail_the_check(overrides, expected):
@@ -62,3 +65,18 @@ def test_async_without_celery_fails(monkeypatch):
         pytest.raises(SystemCheckError, match=r"drf-instcache\[celery\]"),
     ):
         run_check()
+
+
+def test_a_connected_cache_class_with_an_unknown_cascade_policy_fails(settings):
+    from drf_instcache import signals
+    from example.polls.cache import PollCache
+
+    class Misconfigured(PollCache):
+        cascade_policies = {"user": "forget"}
+
+    signals.connect(Misconfigured)
+    try:
+        with pytest.raises(SystemCheckError, match=r"cascade_policies\['user'\]"):
+            run_check()
+    finally:
+        signals.disconnect(Misconfigured)

@@ -16,8 +16,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from drf_instcache import settings as instcache_settings
 from drf_instcache.core import counters, shared_stats
 from drf_instcache.exceptions import BackendUnavailable, InstcacheError
+from drf_instcache.invalidation.outbox import OUTBOX
 from drf_instcache.management.progress import ProgressBar
 from drf_instcache.ops import discovery
 from drf_instcache.ops import maintenance as ops
@@ -28,6 +30,7 @@ SUBCOMMANDS = {
     "stats": "hits, misses, fallbacks and errors of every process, per model",
     "verify": "compare cached entries with their rows; --fix repairs them",
     "inspect": "show the key and decoded entry of one instance",
+    "drain": "apply the invalidations waiting in the outbox (after a cache outage)",
 }
 
 LISTED = 20
@@ -79,6 +82,7 @@ class Command(BaseCommand):
         stats.add_argument(
             "--reset", action="store_true", help="start counting anew (after printing)"
         )
+        sub.add_parser("drain", help=SUBCOMMANDS["drain"], description=SUBCOMMANDS["drain"])
         inspect = sub.add_parser(
             "inspect", help=SUBCOMMANDS["inspect"], description=SUBCOMMANDS["inspect"]
         )
@@ -213,12 +217,28 @@ class Command(BaseCommand):
                 self.stdout.write("  entry:      " + entry.replace("\n", "\n  "))
 
     # -- stats --------------------------------------------------------------------------
+    def handle_drain(self, options: dict[str, Any]) -> None:
+        backend = instcache_settings.get_backend()
+        before = OUTBOX.backlog()
+        if before is None:
+            raise CommandError("the outbox table does not exist: run manage.py migrate")
+        applied = OUTBOX.drain(backend)
+        left = OUTBOX.backlog() or 0
+        self.stdout.write(
+            f"drf-instcache: applied {applied} of {before} outbox row(s), {left} left"
+        )
+        if left:
+            raise CommandError(f"{left} outbox row(s) could not be applied: is the cache up?")
+
     def handle_stats(self, options: dict[str, Any]) -> None:
         stats = shared_stats.shared(include_self=False)
+        backlog = OUTBOX.backlog()
         if options.get("json"):
-            self.stdout.write(json.dumps(stats.as_dict(), indent=2))
+            self.stdout.write(json.dumps({**stats.as_dict(), "outbox_backlog": backlog}, indent=2))
         else:
             self.write_stats(stats)
+            shown = "no outbox table (run migrate)" if backlog is None else str(backlog)
+            self.stdout.write(f"  outbox backlog: {shown}")
         if options.get("reset"):
             shared_stats.reset_shared()
             self.stdout.write("statistics reset")
