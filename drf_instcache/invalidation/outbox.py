@@ -64,7 +64,7 @@ Replay = tuple[str, Any, "str | None", bool]
 
 
 class Outbox:
-    """The outbox table, written and drained on connections of its own (one per thread).
+    """The outbox table, written and drained on a database connection of its own.
 
     ``replay(cache_class, refreshes)`` runs stored refreshes as a cascade and says
     whether the backend took them all (the cascade module installs it).
@@ -73,11 +73,15 @@ class Outbox:
     replay: Callable[[type, list[Replay]], bool] | None = None
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._local = threading.local()  # the draining flag, per thread
+        self._lock = threading.RLock()
+        self._connection: Any = None
+        self._table_seen = False
+        self._table_missing_since: float | None = None
         self._recorded = False
         """This process wrote rows: drain without waiting for the interval."""
         self._last_check = float("-inf")
-        self._missing_warned = False
+        self._unusable = False
 
     # -- the connection ---------------------------------------------------------------
     def _alias(self) -> str:
@@ -85,47 +89,64 @@ class Outbox:
 
         return router.db_for_write(PendingInvalidation) or DEFAULT_DB_ALIAS
 
-    def _cursor(self) -> Any:
-        """A cursor on this thread's outbox connection, or None without the table."""
+    def _open(self) -> Any:
+        """The process's outbox connection (one, shared by threads under the lock)."""
         alias = self._alias()
-        own = getattr(self._local, "connection", None)
+        own = self._connection
         if own is None or own.alias != alias:
             own = connections.create_connection(alias)
-            self._local.connection = own
+            own.inc_thread_sharing()  # used by every thread, one at a time (the lock)
+            self._connection = own
         own.close_if_unusable_or_obsolete()
-        cursor = own.cursor()
-        if not getattr(self._local, "table_seen", False):
-            if TABLE not in own.introspection.table_names(cursor):
-                if not self._missing_warned:
-                    self._missing_warned = True
-                    logger.warning(
-                        "drf-instcache: the outbox table %s does not exist (run migrate); "
-                        "failed invalidations are kept in memory only",
-                        TABLE,
-                    )
-                return None
-            self._local.table_seen = True
-        return cursor
+        return own
+
+    def _has_table(self, own: Any) -> bool:
+        """Whether the table exists (looked up once; again every minute while missing)."""
+        if self._table_seen:
+            return True
+        now = time.monotonic()
+        if self._table_missing_since is not None and now - self._table_missing_since < 60:
+            return False
+        with own.cursor() as cursor:
+            found = TABLE in own.introspection.table_names(cursor)
+        if found:
+            self._table_seen, self._table_missing_since = True, None
+        else:
+            if self._table_missing_since is None:
+                logger.warning(
+                    "drf-instcache: the outbox table %s does not exist (run migrate); "
+                    "failed invalidations are kept in memory only",
+                    TABLE,
+                )
+            self._table_missing_since = now
+        return found
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
         """Run one statement (autocommit); None when the outbox is unusable."""
-        try:
-            cursor = self._cursor()
-            if cursor is None:
+        with self._lock:
+            try:
+                own = self._open()
+                if not self._has_table(own):
+                    return None
+                with own.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    found = list(cursor.fetchall()) if cursor.description else []
+            except DatabaseError as error:
+                if not self._unusable:  # once per spell, not once per call
+                    logger.warning("drf-instcache: the outbox is unusable (%s); in memory", error)
+                self._unusable = True
                 return None
-            with cursor:
-                cursor.execute(sql, params)
-                return list(cursor.fetchall()) if cursor.description else []
-        except DatabaseError as error:
-            logger.warning("drf-instcache: the outbox is unusable (%s); kept in memory", error)
-            return None
+            self._unusable = False
+            return found
 
     def close(self) -> None:
-        """Close this thread's outbox connection (tests, before dropping the database)."""
-        own = getattr(self._local, "connection", None)
-        if own is not None:
-            own.close()
-        self._local = threading.local()
+        """Close the outbox connection (tests, before dropping the database)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection.dec_thread_sharing()
+            self._connection = None
+            self._table_seen, self._table_missing_since = False, None
 
     # -- recording --------------------------------------------------------------------
     def record_keys(self, keys: Iterable[str]) -> bool:
