@@ -8,13 +8,17 @@ called.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.db.models import Model
+
     from drf_instcache.core.counters import Stats
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "stats"]
+__all__ = ["__version__", "invalidate", "stats", "tables_changed"]
 
 
 def stats(shared: bool = False) -> Stats:
@@ -34,3 +38,21 @@ def stats(shared: bool = False) -> Stats:
     from drf_instcache.core import counters, shared_stats
 
     return shared_stats.shared() if shared else counters.current()
+
+
+def invalidate(model: type[Model], pks: Iterable[Any], using: str | None = None) -> None:
+    """Invalidate rows written behind Django's back (raw SQL): see :mod:`drf_instcache.bulk`.
+
+    Instance entries (with their cascades), rendered entries (with their owners) and the
+    list queries on the model's tables; after the commit inside a transaction, else now.
+    """
+    from drf_instcache.invalidation.bulk import raw
+
+    raw.invalidate(model, pks, using=using)
+
+
+def tables_changed(tables: Iterable[str], using: str | None = None) -> None:
+    """Invalidate the cached list queries reading ``tables`` (after the commit, if any)."""
+    from drf_instcache.invalidation.bulk import raw
+
+    raw.tables_changed(tables, using=using)

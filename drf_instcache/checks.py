@@ -22,6 +22,7 @@ from drf_instcache.backends.compression import COMPRESSION_SETTING, INSTALL_HINT
 from drf_instcache.core import shared_stats
 from drf_instcache.core.leases import DEFAULT_LEASES, LEASES_SETTING, parse_policy
 from drf_instcache.exceptions import ImproperlyConfigured
+from drf_instcache.invalidation.bulk.check import check_bulk_managers
 from drf_instcache.invalidation.instances import check_connected_cache_classes, connected
 from drf_instcache.invalidation.outbox import outbox_options
 from drf_instcache.invalidation.policies import check_cascade_policies
@@ -195,6 +196,7 @@ EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
     shared_stats.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL
     discovery.check_settings,  # DRF_INSTCACHE_CACHE_CLASSES
     check_connected_cache_classes,  # what signals.connect() was given
+    check_bulk_managers,  # cached models whose bulk writes invalidate nothing (I030)
     check_rendered_views,  # the fast views of the URLconf
 )
 """Every drf-instcache check, layer by layer, in the order they report."""

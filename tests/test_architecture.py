@@ -32,6 +32,7 @@ LAYERS = {
 
 FACES = {
     "breaker",
+    "bulk",
     "cache",
     "codecs",
     "compression",

@@ -41,6 +41,7 @@ from drf_instcache.core.classes import cache_class_path
 from drf_instcache.core.relations import m2m_field, m2m_through
 from drf_instcache.core.strategy import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured
+from drf_instcache.invalidation.bulk.state import handled as bulk_handled
 from drf_instcache.invalidation.cascade import (
     Job,
     Named,
@@ -127,7 +128,7 @@ class _Receivers:
         schedule(using, job)
 
     def pre_delete(self, sender: type[Model], instance: Model, **kwargs):
-        if not instcache_settings.enabled():
+        if not instcache_settings.enabled() or bulk_handled(instance):
             return
         cache, name = self.cache_class(), _model_name(sender)
         stale = _guarded(
@@ -138,7 +139,7 @@ class _Receivers:
 
     def post_delete(self, sender: type[Model], instance: Model, using=None, **kwargs):
         stale = _unstash(instance, self.cache_class, self.version)
-        if not instcache_settings.enabled():
+        if not instcache_settings.enabled() or bulk_handled(instance):
             return
         # Django sets instance.pk to None once the delete is over: keep it as it is now.
         snapshot = copy.copy(instance)

@@ -18,7 +18,10 @@ row before the commit has its fill refused by the deleted lease.
 Saves of a row shown only by primary key (``choices = PrimaryKeyRelatedField(many=True)``)
 invalidate nothing unless the link moved: editing a Choice's text leaves its Question's
 entry alone. Bulk operations (``QuerySet.update``, ``bulk_create``) send no signals,
-here as everywhere in Django: delete those entries by hand (:func:`invalidate_instances`).
+here as everywhere in Django: a model whose manager mixes in
+:class:`~drf_instcache.invalidation.bulk.queryset.InstcacheQuerySetMixin` invalidates them
+(a bulk delete's rows are then skipped here, handled in one batch); otherwise delete
+those entries by hand (:func:`invalidate_instances`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from drf_instcache.exceptions import BackendUnavailable
 from drf_instcache.fastpath.dependencies import REVERSE, Dependency
 from drf_instcache.fastpath.fetch import warn_unavailable
 from drf_instcache.fastpath.plans import RenderedPlan, plan_for_view
+from drf_instcache.invalidation.bulk.state import handled as bulk_handled
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +60,8 @@ def _core() -> Any:
     return default_cache_class()()
 
 
-def _add(stale: Stale, plan: RenderedPlan, pks: Iterable[Any]) -> None:
+def add_pks(stale: Stale, plan: RenderedPlan, pks: Iterable[Any]) -> None:
+    """Add ``pks`` to the entries of ``plan`` to delete."""
     stale.setdefault(plan, set()).update(str(pk) for pk in pks)
 
 
@@ -91,7 +96,7 @@ class Job:
     def run(self) -> None:
         stale: Stale = {plan: set(pks) for plan, pks in self.stale.items()}
         for plan, dependency, pks, length in self.lookups:
-            _add(stale, plan, owners(dependency, pks, length, self.using))
+            add_pks(stale, plan, owners(dependency, pks, length, self.using))
         invalidate(_core(), stale)
 
     def schedule(self) -> None:
@@ -144,7 +149,7 @@ def on_pre_save(sender: type[Model], instance: Model, raw: bool = False, using=N
             if old is not None and old[column] == getattr(instance, column):
                 continue
             moved.add(dependency)
-            _add(stale, plan, owners(dependency, [instance.pk], using=using))
+            add_pks(stale, plan, owners(dependency, [instance.pk], using=using))
         return stale, moved
 
     found = _guarded(f"reading the old {sender.__name__} {instance.pk!r}", before)
@@ -160,7 +165,7 @@ def on_post_save(
         return
     job = Job(stale=stale, using=using)
     for plan in registry.own.get(sender, ()):
-        _add(job.stale, plan, [instance.pk])
+        add_pks(job.stale, plan, [instance.pk])
     for plan, dependency in registry.dependents.get(sender, ()):
         last = dependency.steps[-1]
         if dependency.embeds or (last.kind == REVERSE and (created or dependency in moved)):
@@ -169,13 +174,13 @@ def on_post_save(
 
 
 def on_pre_delete(sender: type[Model], instance: Model, using=None, **kw):
-    if not instcache_settings.enabled():
+    if not instcache_settings.enabled() or bulk_handled(instance):
         return
 
     def before() -> Stale:
         stale: Stale = {}
         for plan, dependency in registry.dependents.get(sender, ()):
-            _add(stale, plan, owners(dependency, [instance.pk], using=using))
+            add_pks(stale, plan, owners(dependency, [instance.pk], using=using))
         return stale
 
     found = _guarded(f"finding what shows the deleted {sender.__name__}", before)
@@ -185,11 +190,11 @@ def on_pre_delete(sender: type[Model], instance: Model, using=None, **kw):
 
 def on_post_delete(sender: type[Model], instance: Model, using=None, **kw):
     stale, _ = _unstash(instance)
-    if not instcache_settings.enabled():
+    if not instcache_settings.enabled() or bulk_handled(instance):
         return
     job = Job(stale=stale, using=using)
     for plan in registry.own.get(sender, ()):
-        _add(job.stale, plan, [instance.pk])
+        add_pks(job.stale, plan, [instance.pk])
     job.schedule()
 
 
@@ -273,9 +278,9 @@ def invalidate_instances(model: type[Model], pks: Iterable[Any]) -> int:
     pks = list(pks)
     stale: Stale = {}
     for plan in registry.own.get(model, ()):
-        _add(stale, plan, pks)
+        add_pks(stale, plan, pks)
     for plan, dependency in registry.dependents.get(model, ()):
-        _add(stale, plan, owners(dependency, pks))
+        add_pks(stale, plan, owners(dependency, pks))
     return invalidate(_core(), stale)
 
 

@@ -18,9 +18,10 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from drf_instcache.core import transactions
 from drf_instcache.core.classes import default_cache_class
 from drf_instcache.fastpath.listqueries import enabled, generation_key
+from drf_instcache.invalidation.bulk.state import handled as bulk_handled
 
 
-def _tables(model: type[Model]) -> list[str]:
+def tables_of(model: type[Model]) -> list[str]:
     """The tables a write to ``model`` changes: its own and its parents' (multi-table)."""
     meta = model._meta
     tables = [meta.db_table]
@@ -44,12 +45,13 @@ def tables_changed(tables: Iterable[str]) -> None:
 def _schedule(model: type[Model], using: str | None) -> None:
     if not enabled():
         return
-    tables = _tables(model)
+    tables = tables_of(model)
     transactions.after_commit(lambda: tables_changed(tables), using=using)
 
 
 def _on_save_or_delete(sender: type[Model], using: str | None = None, **kwargs: Any) -> None:
-    _schedule(sender, using)
+    if not bulk_handled(kwargs.get("instance")):  # a bulk delete bumps its tables once
+        _schedule(sender, using)
 
 
 def _on_m2m_changed(sender: type[Model], action: str, using: str | None = None, **kwargs):

@@ -10,12 +10,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from drf_instcache.bulk import InstcacheManager
+
 
 class Question(models.Model):
     """A poll question."""
 
     question_text = models.CharField(max_length=200)
     pub_date = models.DateTimeField("date published")
+
+    # Bulk writes (update, delete, bulk_update, bulk_create) invalidate the cache too.
+    objects = InstcacheManager()
 
     class Meta:
         ordering = ["id"]
@@ -30,6 +35,8 @@ class Choice(models.Model):
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="choices")
     choice_text = models.CharField(max_length=200)
     voters = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="votes", blank=True)
+
+    objects = InstcacheManager()
 
     class Meta:
         ordering = ["id"]

@@ -7,9 +7,13 @@ first request loaded the URLconf.
 
 from __future__ import annotations
 
-from drf_instcache import rendered, signals
+from django.contrib.auth.models import User
+
+from drf_instcache import bulk, rendered, signals
 from example.polls.cache import PollCache
 from example.polls.views import FAST_VIEWSETS
 
 signals.connect(PollCache)
 rendered.connect(*FAST_VIEWSETS)
+# auth.User's manager cannot be edited: give its querysets invalidating bulk writes.
+bulk.install(User)

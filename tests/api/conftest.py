@@ -106,15 +106,15 @@ def make_polls(questions: int = 3, choices: int = 2, users: int = 3, votes: int 
     User ``i`` votes for choices ``i, i+1, ...`` (``votes`` of them, wrapping around).
     """
     tag = uuid.uuid4().hex[:6]
-    new_users = User.objects.bulk_create(
+    new_users = User._base_manager.bulk_create(
         User(username=f"u{tag}{number:03d}", date_joined=EPOCH - timedelta(days=number))
         for number in range(users)
     )
-    new_questions = Question.objects.bulk_create(
+    new_questions = Question._base_manager.bulk_create(
         Question(question_text=f"Question {number}?", pub_date=EPOCH + timedelta(hours=number))
         for number in range(questions)
     )
-    new_choices = Choice.objects.bulk_create(
+    new_choices = Choice._base_manager.bulk_create(
         Choice(question=question, choice_text=f"{question.question_text} answer {index}")
         for question in new_questions
         for index in range(choices)

@@ -107,11 +107,11 @@ PUB_DATE = dt.datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
 
 def make_questions(count: int, choices_each: int = 2) -> list[Question]:
     """``count`` questions with ``choices_each`` choices, created in bulk."""
-    questions = Question.objects.bulk_create(
+    questions = Question._base_manager.bulk_create(
         Question(question_text=f"Question {n}?", pub_date=PUB_DATE + dt.timedelta(hours=n))
         for n in range(count)
     )
-    Choice.objects.bulk_create(
+    Choice._base_manager.bulk_create(
         Choice(question=question, choice_text=f"Answer {n}")
         for question in questions
         for n in range(choices_each)

@@ -39,12 +39,12 @@ def stored(cache: PollCache, question: Question) -> bytes | None:
 
 
 def test_only_a_write_inside_an_atomic_block_makes_it_dirty(question):
-    Question.objects.filter(pk=question.pk).update(question_text="autocommit")
+    Question._base_manager.filter(pk=question.pk).update(question_text="autocommit")
     assert not transactions.dirty()
     with transaction.atomic():
         list(Question.objects.select_for_update().filter(pk=question.pk))
         assert transactions.in_transaction() and not transactions.dirty()
-        Question.objects.filter(pk=question.pk).update(question_text="in a transaction")
+        Question._base_manager.filter(pk=question.pk).update(question_text="in a transaction")
         assert transactions.dirty()
     assert not transactions.dirty() and not transactions.in_transaction()
 
@@ -78,7 +78,7 @@ def test_reads_after_a_write_bypass_the_cache_and_fill_nothing(backend: Counting
     assert cached_text(cache, question) == "Committed?"  # cached, committed
     backend.reset_counts()
     with transaction.atomic():
-        Question.objects.filter(pk=question.pk).update(question_text="Uncommitted")
+        Question._base_manager.filter(pk=question.pk).update(question_text="Uncommitted")
         assert cached_text(cache, question) == "Uncommitted", "read your own writes"
         assert backend.calls == {}, "the backend was not asked"
         transaction.set_rollback(True)

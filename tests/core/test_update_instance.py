@@ -62,7 +62,7 @@ def test_unchanged_instance_writes_nothing_and_cascades_nothing(cache, backend, 
 def test_changed_instance_is_rewritten(cache, backend, poll, django_assert_num_queries):
     question = poll["question"]
     warm(cache, ("Question", question.pk))
-    Question.objects.filter(pk=question.pk).update(question_text="Fastest cache?")
+    Question._base_manager.filter(pk=question.pk).update(question_text="Fastest cache?")
 
     assert cache.update_instance("Question", question.pk) == []
 
@@ -177,7 +177,7 @@ def test_update_only_leaves_uncached_entries_alone(cache, backend, poll):
 def test_update_only_rewrites_cached_entries(cache, backend, poll):
     question = poll["question"]
     warm(cache, ("Question", question.pk))
-    Question.objects.filter(pk=question.pk).update(question_text="Edited?")
+    Question._base_manager.filter(pk=question.pk).update(question_text="Edited?")
 
     cache.update_instance("Question", question.pk, update_only=True)
 
@@ -216,7 +216,7 @@ def test_raw_key_invalidation_deletes_the_key(backend, poll):
     assert cache.update_instance("Question", question.pk) == []  # unchanged: key kept
     assert backend.inner.get_many([cache.COUNT_KEY]) == {cache.COUNT_KEY: b"1"}
 
-    Question.objects.filter(pk=question.pk).update(question_text="Changed?")
+    Question._base_manager.filter(pk=question.pk).update(question_text="Changed?")
     assert cache.update_instance("Question", question.pk) == []
     assert backend.inner.get_many([cache.COUNT_KEY]) == {}
 
@@ -340,7 +340,7 @@ def test_oversized_update_drops_the_stale_entry(poll):
     question = poll["question"]
     warm(cache, ("Question", question.pk))
     assert cached(cache, backend, "Question", question.pk) is not None
-    Question.objects.filter(pk=question.pk).update(question_text="?" * 200)
+    Question._base_manager.filter(pk=question.pk).update(question_text="?" * 200)
 
     cache.update_instance("Question", question.pk)
 

@@ -61,7 +61,7 @@ def test_the_disk_extra_alone_passes_checks_and_serves_lists(tmp_path: Path) -> 
         call_command("migrate", verbosity=0)
         from example.polls.models import Question
         from django.utils import timezone
-        Question.objects.bulk_create(
+        Question._base_manager.bulk_create(
             Question(question_text=f"Q{n}", pub_date=timezone.now()) for n in range(3)
         )
         setup_test_environment()

@@ -26,6 +26,18 @@ from tests.backends.config_memcached import memcached_server  # noqa: F401
 from tests.backends.config_redis import redis_server  # noqa: F401
 
 
+def answers(client, root: str, resources) -> dict[str, object]:
+    """Every list and every retrieve of ``resources`` under ``root``, parsed."""
+    found: dict[str, object] = {}
+    for resource in resources:
+        listing = client.get(f"{root}{resource}/").json()
+        found[resource] = listing["results"]
+        for row in listing["results"]:
+            url = f"{root}{resource}/{row['id']}/"
+            found[url.replace(root, "")] = client.get(url).json()
+    return found
+
+
 @pytest.fixture(autouse=True)
 def fastpath_urls(settings) -> None:
     settings.ROOT_URLCONF = "tests.fastpath.urls"

@@ -30,7 +30,7 @@ def polls(polls: Polls) -> Polls:
     """The poll data with texts long and repetitive enough for zstd to shrink each entry."""
     for number, question in enumerate(polls.questions):
         question.question_text = f"{number}: " + "a question worth compressing " * 6
-    Question.objects.bulk_update(polls.questions, ["question_text"])  # no signals: cold
+    Question._base_manager.bulk_update(polls.questions, ["question_text"])  # no signals: cold
     return polls
 
 

@@ -30,7 +30,7 @@ def test_inspect_shows_the_keys_and_the_decoded_entry(backend, seeded: Seeded, n
 def test_inspect_json_holds_the_entry_and_the_fresh_serialization(backend, seeded: Seeded):
     question = Question.objects.order_by("pk").last()
     instcache("warm", "question")
-    Question.objects.filter(pk=question.pk).update(question_text="Changed in SQL?")
+    Question._base_manager.filter(pk=question.pk).update(question_text="Changed in SQL?")
 
     (found,) = json.loads(instcache("inspect", "polls.question", str(question.pk), "--json").stdout)
 

@@ -40,7 +40,7 @@ def test_verify_reports_corrupted_and_stale_entries_and_fix_repairs_them(backend
     garbage = cache.key_for("default", "question", second.pk)
     backend.set_many({garbage: b"\xff not an entry"})
     # Changed behind the cache's back: update() sends no signal.
-    Question.objects.filter(pk=third.pk).update(question_text="Changed in SQL?")
+    Question._base_manager.filter(pk=third.pk).update(question_text="Changed in SQL?")
     stale = cache.key_for("default", "question", third.pk)
 
     with pytest.raises(CommandError, match="3 cached entries differ from the database"):
@@ -123,7 +123,7 @@ def test_an_entry_for_a_row_that_should_have_none_is_unexpected_and_fix_deletes_
 ):
     instcache("warm", "question")
     draft = Question.objects.order_by("pk").first()
-    Question.objects.filter(pk=draft.pk).update(question_text="Unfinished (draft)")
+    Question._base_manager.filter(pk=draft.pk).update(question_text="Unfinished (draft)")
     target = Target(HidingCache, Question, ("default",))
 
     report = ops.verify(target, fix=True)

@@ -50,7 +50,7 @@ def test_a_reader_that_loaded_before_a_write_does_not_cache_the_old_row(backend,
 
     reading = started(lambda: read_text(reader, question.pk))
     gate.wait_reached()  # the reader holds the old row, not yet stored
-    Question.objects.filter(pk=question.pk).update(question_text="new")
+    Question._base_manager.filter(pk=question.pk).update(question_text="new")
     writer.update_instance("question", question.pk)
     assert cached_text(writer, question.pk) == "new"
     gate.release()
@@ -86,7 +86,7 @@ def test_of_two_writers_the_last_committed_state_wins(backend, gate: Gate):
     updating = started(lambda: slow_writer.update_instance("question", question.pk))
     gate.wait_reached()
     # ... while writer B commits v2 and refreshes the entry.
-    Question.objects.filter(pk=question.pk).update(question_text="v2")
+    Question._base_manager.filter(pk=question.pk).update(question_text="v2")
     fast_writer.update_instance("question", question.pk)
     gate.release()
     updating.outcome()
@@ -102,7 +102,7 @@ def test_a_reader_waiting_for_a_writer_gets_the_new_row(backend, gate: Gate, set
     writer = InstrumentedPollCache(backend=backend, gate=gate)
     reader = InstrumentedPollCache(backend=backend)
     read_text(reader, question.pk)  # cached
-    Question.objects.filter(pk=question.pk).update(question_text="after")
+    Question._base_manager.filter(pk=question.pk).update(question_text="after")
 
     updating = started(lambda: writer.update_instance("question", question.pk))
     gate.wait_reached()  # the writer's lease is on the key; it has loaded "after"

@@ -56,7 +56,7 @@ def make_data() -> Data:
     User.objects.filter(pk=data.u[2].pk).update(is_staff=True)
     data.u[2].is_staff = True
     deleted = f"[deleted] {data.q[1].question_text}"
-    Question.objects.filter(pk=data.q[1].pk).update(question_text=deleted)
+    Question._base_manager.filter(pk=data.q[1].pk).update(question_text=deleted)
     data.q[1].question_text = deleted
     return data
 
