@@ -4,9 +4,9 @@ For each cache class connected with :func:`drf_instcache.signals.connect` that c
 model, the invalidator runs on the rows *as they were* (before an update or a delete, so
 a moved foreign key or a deleted row's many-to-many links still name what embedded
 them), the rows loaded in one batch (``loader_many``). After the commit an
-:class:`InstanceJob` refreshes the rows that still exist and what their invalidators
-named, level by level (:mod:`.batches`), or hands them to Celery as a save's
-:class:`~drf_instcache.invalidation.cascade.Job` does.
+:class:`InstanceJob` hands the rows that still exist and what their invalidators named
+to a save's :class:`~drf_instcache.invalidation.cascade.Job`: the same batched cascade
+(one batch per model and level), inline or as one Celery task.
 """
 
 from __future__ import annotations
@@ -19,20 +19,26 @@ from django.db.models import Model
 
 from drf_instcache.core.loading import load_one
 from drf_instcache.core.strategy import BaseCache
-from drf_instcache.invalidation.bulk.batches import function, refresh_in_batches
+from drf_instcache.exceptions import UnknownModel
 from drf_instcache.invalidation.cascade import (
     Job,
     Named,
     Refresh,
-    delete_raw_keys,
     named_by_invalidator,
-    runs_async,
     versions_of,
 )
 from drf_instcache.invalidation.instances import connected
 
 CacheSpec = tuple[type[BaseCache], str | None]
 """A connected (cache class, version); ``None`` covers every version."""
+
+
+def function(cache: BaseCache, name: str, version: str, kind: str) -> Callable[..., Any] | None:
+    """``cache.model_function``, with None for a model the cache class does not know."""
+    try:
+        return cache.model_function(name, version, kind)
+    except UnknownModel:
+        return None
 
 
 def concrete(model: type[Model]) -> type[Model]:
@@ -114,11 +120,7 @@ class InstanceJob:
         keys = [*self.stale.raw_keys, *self._own_keys(cache, self.gone)]
         refreshes = [Refresh(self.model_name, pk, self.version) for pk in self.refreshed]
         refreshes.extend(self.stale.refreshes)
-        if runs_async():  # a save's job sends them to Celery, one task per entry
-            Job(self.cache_class, refreshes, raw_keys=keys).run()
-            return
-        delete_raw_keys(cache, keys)  # one round trip
-        refresh_in_batches(cache, refreshes)
+        Job(self.cache_class, refreshes, raw_keys=keys).run()
 
     def _own_keys(self, cache: BaseCache, pks: Iterable[Any]) -> list[str]:
         return [
