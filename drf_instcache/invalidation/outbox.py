@@ -17,6 +17,7 @@ same records are kept in the writing process's memory only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -97,7 +98,7 @@ class Outbox:
             own = connections.create_connection(alias)
             own.inc_thread_sharing()  # used by every thread, one at a time (the lock)
             self._connection = own
-        own.close_if_unusable_or_obsolete()
+        # Kept open (CONN_MAX_AGE is about request connections): reconnected after an error.
         return own
 
     def _has_table(self, own: Any) -> bool:
@@ -132,12 +133,21 @@ class Outbox:
                     cursor.execute(sql, params)
                     found = list(cursor.fetchall()) if cursor.description else []
             except DatabaseError as error:
+                self._reset()
                 if not self._unusable:  # once per spell, not once per call
                     logger.warning("drf-instcache: the outbox is unusable (%s); in memory", error)
                 self._unusable = True
                 return None
             self._unusable = False
             return found
+
+    def _reset(self) -> None:
+        """Drop a connection that failed: the next statement opens a new one."""
+        own, self._connection = self._connection, None
+        if own is not None:
+            with contextlib.suppress(DatabaseError):
+                own.close()
+            own.dec_thread_sharing()
 
     def close(self) -> None:
         """Close the outbox connection (tests, before dropping the database)."""
