@@ -32,8 +32,8 @@ def cold_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
         ],
         caption="In process through Django's WSGI handler, cache emptied (untimed) before "
         "every call; plain DRF /api/plain/, fast path /api/fast-live/, instance level /api/; "
-        "list: questions/?page=2 (100 questions), retrieve: one question. Times: median ± half IQR; x plain: per-repeat ratio, "
-        "median ± half IQR.",
+        "list: questions/?page=2 (100 questions), retrieve: one question. Times: median "
+        "± half IQR; x plain: per-repeat ratio, median ± half IQR.",
         left_columns=2,
     )
     for row in rows:
