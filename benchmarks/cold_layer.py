@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks.near_layer import Driver, _use
 from benchmarks.progress import ProgressSink
+from benchmarks.query_count import queries_of
 from benchmarks.servers import Target
 from benchmarks.timing import Case, Plan, measure, ratio
 from drf_instcache.settings import build_backend
@@ -45,17 +46,6 @@ def _results(body: bytes) -> Any:
     return data["results"] if isinstance(data, dict) and "results" in data else data
 
 
-def queries_of(call: Callable[[], bytes], before: Callable[[], object]) -> tuple[int, bytes]:
-    """Queries one cold call makes (and its body), counted on the default connection."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    before()
-    with CaptureQueriesContext(connection) as captured:
-        body = call()
-    return len(captured.captured_queries), body
-
-
 def run_target(target: Target, pk: Any, plan: Plan, progress: ProgressSink) -> list[dict[str, Any]]:
     """Measure one backend: a row per action (list, retrieve)."""
     backend = build_backend(target.backend_setting(KEY_PREFIX))
@@ -70,7 +60,8 @@ def run_target(target: Target, pk: Any, plan: Plan, progress: ProgressSink) -> l
             bodies: dict[str, Any] = {}
             for level, call in calls.items():
                 checked = call.checked  # type: ignore[attr-defined]
-                queries[level], body = queries_of(checked, backend.clear)
+                backend.clear()
+                queries[level], body = queries_of(checked)
                 bodies[level] = _results(body)
             if any(body != bodies["plain"] for body in bodies.values()):
                 raise RuntimeError(f"cold {action}: a cached level answered other data")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.progress import ProgressSink
+from benchmarks.query_count import queries_of
 from benchmarks.servers import Target
 from benchmarks.timing import Case, Plan, measure, ratio
 
@@ -179,13 +180,8 @@ class Fixture:
 
 
 def _queries(call: Callable[[], object], setup: Callable[[], object]) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     setup()
-    with CaptureQueriesContext(connection) as captured:
-        call()
-    return len(captured.captured_queries)
+    return queries_of(call)[0]
 
 
 def run_fan_out(n: int, plan: Plan, progress: ProgressSink) -> list[dict[str, Any]]:
