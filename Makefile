@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast servers lint typecheck bench bench-quick tox tox-ci quickstart clean
+.PHONY: demo test test-fast servers lint typecheck bench bench-cold-writes bench-quick tox tox-ci quickstart clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -43,6 +43,10 @@ typecheck: $(STAMP)
 
 bench: $(STAMP) servers
 	$(PY) -m benchmarks --out results/full
+
+## Cold reads and writes (README "Performance": cold page/retrieve and write tables).
+bench-cold-writes: $(STAMP) servers
+	$(PY) -m benchmarks --backends redis --workloads cold,writes --sizes 10,100,1000 --out results/cold-writes
 
 bench-quick: $(STAMP) servers
 	$(PY) -m benchmarks --quick --out results/quick

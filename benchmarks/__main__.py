@@ -27,7 +27,7 @@ from benchmarks.servers import ALL_BACKENDS, BenchServers, Target
 from benchmarks.timing import Plan
 
 REPO = Path(__file__).resolve().parent.parent
-WORKLOADS = ("backend", "core", "e2e", "compression", "near")
+WORKLOADS = ("backend", "core", "e2e", "compression", "near", "cold", "writes")
 FULL_SIZES = (1, 10, 100, 1000)
 QUICK_SIZES = (1, 10, 100)
 SQLITE_PATH = REPO / "var" / "bench" / "bench.sqlite3"
@@ -332,6 +332,8 @@ class Run:
                 "e2e": lambda: self._end_to_end(targets, progress),
                 "compression": lambda: self._compression(targets, dataset, progress),
                 "near": lambda: self._near(targets, progress),
+                "cold": lambda: self._cold(targets, progress),
+                "writes": lambda: self._writes(targets, progress),
             }
             for name, stage in stages.items():
                 if name in self.settings.workloads:
@@ -418,6 +420,41 @@ class Run:
             )
         except Exception as error:
             self.error("near", "redis", error)
+
+    def _cold(self, targets: list[Target], progress: Any) -> None:
+        from benchmarks import cold_layer, data
+
+        problem = data.core_available()
+        if problem:
+            self.skip_workload("cold", problem)
+            return
+        plan = self.settings.cold_plan
+        progress.stage("cold reads", cold_layer.steps(targets, plan))
+        self.record["results"]["cold"] = cold_layer.run(
+            targets,
+            data.question_pks(1)[0],
+            plan,
+            progress,
+            on_error=lambda target, error: self.error("cold", target, error),
+        )
+
+    def _writes(self, targets: list[Target], progress: Any) -> None:
+        from benchmarks import data, writes_layer
+
+        problem = data.core_available()
+        if problem:
+            self.skip_workload("writes", problem)
+            return
+        settings = self.settings
+        plan = settings.cold_plan
+        progress.stage("writes", writes_layer.steps(targets, settings.sizes, plan))
+        self.record["results"]["writes"] = writes_layer.run(
+            targets,
+            settings.sizes,
+            plan,
+            progress,
+            on_error=lambda target, error: self.error("writes", target, error),
+        )
 
     def _end_to_end(self, targets: list[Target], progress: Any) -> None:
         from benchmarks import data, end_to_end, load

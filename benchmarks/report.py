@@ -47,6 +47,8 @@ def new_record() -> dict[str, Any]:
             "end_to_end": [],
             "compression": [],
             "near": {},
+            "cold": [],
+            "writes": [],
         },
         "summary": {},
     }
@@ -432,12 +434,16 @@ def near_grid(record: dict[str, Any], detailed: bool) -> Grid | None:
 
 
 def all_grids(record: dict[str, Any], detailed: bool) -> list[Grid]:
+    from benchmarks.report_cold_writes import cold_grid, writes_grid
+
     grids = [
         backend_layer_grid(record, detailed),
         *core_grids(record, detailed),
         *end_to_end_grids(record, detailed),
         compression_grid(record, detailed),
         near_grid(record, detailed),
+        cold_grid(record, detailed),
+        writes_grid(record, detailed),
         summary_grid(record, detailed),
     ]
     return [grid for grid in grids if grid is not None]

@@ -200,3 +200,74 @@ def test_near_workload_measures_cross_process_freshness_and_renders() -> None:
     }
     markdown = report.to_markdown(report.near_grid(record, detailed=True))
     assert "whole_list/near_list" in markdown and "cross-process freshness" in markdown
+
+
+@pytest.fixture
+def polls(db: None) -> list:
+    """A page and a half of Questions with a Choice each, and the benchmark URLs."""
+    from django.test import override_settings
+    from django.urls import clear_url_caches
+    from django.utils import timezone
+
+    from example.polls.models import Choice, Question
+
+    questions = Question.objects.bulk_create(
+        Question(question_text=f"q{i}", pub_date=timezone.now()) for i in range(150)
+    )
+    Choice.objects.bulk_create(Choice(question=q, choice_text="c") for q in questions)
+    from django.conf import settings
+
+    caches = {**settings.CACHES, "bench_whole": {"BACKEND": LOCMEM, "LOCATION": "whole"}}
+    with override_settings(ROOT_URLCONF="benchmarks.urls", CACHES=caches):
+        clear_url_caches()
+        yield [q.pk for q in questions]
+    clear_url_caches()
+
+
+LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
+TINY = Plan(repeats=REPEATS, min_repeat_time=0.0, max_number=1, warmup_calls=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cold_workload_compares_with_plain_drf_and_renders(polls: list, targets) -> None:
+    from benchmarks import cold_layer
+    from benchmarks.report_cold_writes import cold_grid
+
+    rows = cold_layer.run(targets[1:], polls[0], TINY, Silent())
+    assert [(row["backend"], row["action"]) for row in rows] == [
+        ("django-locmem", "list"),
+        ("django-locmem", "retrieve"),
+    ]
+    for row in rows:
+        assert set(row["timings"]) == {"plain", "fast", "instance"}
+        assert set(row["ratios"]) == {"fast/plain", "instance/plain"}
+        assert len(row["ratios"]["fast/plain"]["samples"]) == REPEATS
+    # What the README's "What a request costs" says a cold request asks the database.
+    assert rows[0]["queries"] == {"plain": 3, "fast": 4, "instance": 4}
+    assert rows[1]["queries"] == {"plain": 2, "fast": 2, "instance": 2}
+    record = report.new_record()
+    record["results"]["cold"] = rows
+    markdown = report.to_markdown(cold_grid(record, detailed=True))
+    assert "| django-locmem | page of 100 |" in markdown and "| 3/4/4 |" in markdown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writes_workload_measures_fan_out_connected_and_not(polls: list, targets) -> None:
+    from benchmarks import writes_layer
+    from benchmarks.report_cold_writes import writes_grid
+    from example.polls.models import Choice, Question
+
+    before = (Question.objects.count(), Choice.objects.count())
+    rows = writes_layer.run(targets[1:], [1, 3], TINY, Silent())
+    assert [(row["scenario"], row["n"]) for row in rows] == [
+        (name, 3) for name in writes_layer.SCENARIOS
+    ]
+    for row in rows:
+        assert len(row["connected/not_connected"]["samples"]) == REPEATS
+        # Connected, the library's invalidation asks the database more; never less.
+        assert row["queries"]["connected"] > row["queries"]["not_connected"] > 0
+    assert (Question.objects.count(), Choice.objects.count()) == before  # cleaned up
+    record = report.new_record()
+    record["results"]["writes"] = rows
+    markdown = report.to_markdown(writes_grid(record, detailed=True))
+    assert "| django-locmem | m2m clear | 3 |" in markdown

@@ -46,11 +46,12 @@ Options (URL query parameters or ``OPTIONS``), with their defaults:
 
 What each call costs: ``get_many`` is one MGET, ``set_many`` one transaction-less
 pipeline of ``SET key value PX ms``, ``delete_many`` one UNLINK. The conditional writes
-the core's leases use are one pipeline each: ``add_many`` of ``SET ... NX PX``,
-``compare_and_set_many`` of a small Lua script (GET, compare, SET, atomic on the
-server). On a cluster the keys are grouped by hash slot (MGET/UNLINK refuse keys of
-several slots) and the per-slot commands for one node travel in one pipeline, so a call
-costs at most one round trip per master.
+the core's leases use are one Lua script each, one command for the whole batch:
+``add_many`` runs ``SET ... NX PX`` per key, ``compare_and_set_many`` GET, compare, SET
+per key, atomically on the server. On a cluster (a script's keys must share a slot) they
+are pipelines of ``SET ... NX PX`` and of a one-key script, and the keys are grouped by
+hash slot (MGET/UNLINK refuse keys of several slots); the per-slot commands for one node
+travel in one pipeline, so a call costs at most one round trip per master.
 
 Limits: ``clear`` SCANs every master for ``<prefix>:*`` and UNLINKs in batches; it never
 runs FLUSHDB, so other data in the database survives, but it is O(keys in the database).
@@ -111,6 +112,46 @@ end
 return 0
 """
 """KEYS[1] = the key; ARGV = expected bytes, new bytes, lifetime in ms ('' for none)."""
+
+ADD_MANY_SCRIPT = """
+local won = {}
+for i, key in ipairs(KEYS) do
+  local stored
+  if ARGV[1] == '' then
+    stored = redis.call('SET', key, ARGV[i + 1], 'NX')
+  else
+    stored = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1])
+  end
+  if stored then
+    won[#won + 1] = i
+  end
+end
+return won
+"""
+"""KEYS = the keys; ARGV = lifetime in ms ('' for none), then one value per key.
+Returns the (1-based) positions of the keys it stored."""
+
+COMPARE_AND_SET_MANY_SCRIPT = """
+local stored = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[2 * i] then
+    if ARGV[1] == '' then
+      redis.call('SET', key, ARGV[2 * i + 1])
+    else
+      redis.call('SET', key, ARGV[2 * i + 1], 'PX', ARGV[1])
+    end
+    stored[#stored + 1] = i
+  end
+end
+return stored
+"""
+"""KEYS = the keys; ARGV = lifetime in ms ('' for none), then expected and new bytes per
+key. Returns the (1-based) positions of the keys it swapped."""
+
+
+def _expiry(milliseconds: int | None) -> bytes:
+    """A script's lifetime argument: milliseconds, or empty for no expiry."""
+    return b"" if milliseconds is None else str(milliseconds).encode("ascii")
 
 
 def glob_escape(text: str) -> str:
@@ -321,10 +362,19 @@ class RedisBackend(BaseBackend):
         pipeline.execute()
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
-        """``SET key value NX PX ms`` for every item, in one pipeline."""
+        """One Lua script of ``SET key value NX PX ms`` per key (one command, however many
+        keys); on a cluster, ``SET ... NX PX`` per key in one pipeline."""
 
         def add(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
             milliseconds = self._milliseconds(lifetime)
+            if not self.cluster:
+                keys = list(fitting)
+                won = self._run_script(
+                    ADD_MANY_SCRIPT,
+                    [self.server_key(key) for key in keys],
+                    [_expiry(milliseconds), *fitting.values()],
+                )
+                return [keys[position - 1] for position in won]
             pipeline = self.client.pipeline(transaction=False)
             for key, value in fitting.items():
                 pipeline.set(self.server_key(key), value, px=milliseconds, nx=True)
@@ -333,18 +383,38 @@ class RedisBackend(BaseBackend):
 
         return self.conditional_write("add_many", items, timeout, add)
 
+    def _run_script(self, script: str, keys: list[str], args: list[Any]) -> list[int]:
+        """EVAL of one of our batch scripts: one command for the whole batch.
+
+        redis-py then packs one command instead of one per key, which is most of what a
+        pipeline of 100 small commands costs the client. EVAL (not EVALSHA) keeps it one
+        round trip always; the server caches the compiled script by its text.
+        """
+        client = cast(redis.Redis, self.client)
+        return client.eval(script, len(keys), *keys, *args)  # type: ignore[no-any-return]
+
     def compare_and_set_many(
         self, items: Mapping[str, tuple[bytes, bytes]], timeout: float | None = None
     ) -> list[str]:
-        """One small Lua script per item (GET, compare, SET), all in one pipeline per server.
+        """One Lua script (GET, compare, SET per key) for the batch; on a cluster one small
+        script per item, in one pipeline per master.
 
-        A script runs atomically on the server, so nothing can write the key between
-        the comparison and the SET.
+        A script runs atomically on the server, so nothing can write a key between its
+        comparison and its SET.
         """
 
         def swap(fitting: dict[str, tuple[bytes, bytes]], lifetime: float | None) -> list[str]:
             milliseconds = self._milliseconds(lifetime)
-            expiry = b"" if milliseconds is None else str(milliseconds).encode("ascii")
+            expiry = _expiry(milliseconds)
+            if not self.cluster:
+                keys = list(fitting)
+                pairs = [value for pair in fitting.values() for value in pair]
+                won = self._run_script(
+                    COMPARE_AND_SET_MANY_SCRIPT,
+                    [self.server_key(key) for key in keys],
+                    [expiry, *pairs],
+                )
+                return [keys[position - 1] for position in won]
             calls = {self.server_key(key): key for key in fitting}
             stored: list[str] = []
             for node_client, server_keys in self._clients_for(list(calls)).items():

@@ -270,3 +270,25 @@ def test_unix_socket_location(tmp_path):
             assert redis.Redis(unix_socket_path=str(socket_path), db=2).get("unix:k") == b"v"
         finally:
             backend.close()
+
+
+def _commands(client: redis.Redis, name: str) -> int:
+    return int(client.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+def test_conditional_writes_of_a_batch_are_one_command_each(redis_server, cleanup):
+    """A lease claim and a fill of 100 keys cost the client one command each, not 100
+    (packing a command per key was most of what a cold page paid for its leases)."""
+    backend = build_backend(f"redis://127.0.0.1:{redis_server.port}/0?prefix=batch")
+    cleanup.append(backend)
+    raw = raw_client(redis_server)
+    items = {f"k{i}": f"lease-{i}".encode() for i in range(100)}
+    backend.set_many({"k0": b"taken"})
+    raw.config_resetstat()
+    assert sorted(backend.add_many(items, timeout=5)) == sorted(set(items) - {"k0"})
+    assert _commands(raw, "eval") == 1 and _commands(raw, "set") == 100
+    swaps = {key: (value, b"filled") for key, value in items.items()}
+    assert sorted(backend.compare_and_set_many(swaps, timeout=60)) == sorted(set(items) - {"k0"})
+    assert _commands(raw, "eval") == 2
+    assert backend.get_many(["k0", "k1"]) == {"k0": b"taken", "k1": b"filled"}
+    assert 0 < raw.pttl("batch:k1") <= 60_000
