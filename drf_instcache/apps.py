@@ -17,12 +17,15 @@ class InstcacheConfig(AppConfig):
         from drf_instcache.backends import reporting
         from drf_instcache.core import counters, transactions
         from drf_instcache.invalidation import outbox, tables
+        from drf_instcache.invalidation.bulk import collected
 
         register(checks.run_checks, Tags.caches, Tags.compatibility)
         # Cached list queries are invalidated by every process's writes (see tables).
         tables.listen()
         # Invalidations the cache could not take are kept in the outbox table.
         outbox.install()
+        # A deletion's rows (a cascade's too) are invalidated in one batch.
+        collected.install()
         # Reads inside a transaction that has written bypass the cache (see transactions).
         transactions.install()
         # The backends' own reports (near-cache hits, flushes) go to the core's counters.

@@ -84,11 +84,33 @@ def _mark(connection: BaseDatabaseWrapper) -> None:
     setattr(connection, _MARK, (index, mark))
 
 
+_BEFORE_WRITE = "_drf_instcache_before_write"
+
+
 def _track(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
     connection = context["connection"]
+    hooks = connection.__dict__.get(_BEFORE_WRITE)
+    if hooks and not _READS.match(sql):
+        connection.__dict__[_BEFORE_WRITE] = []
+        for work in hooks:
+            work()
     if _depth(connection) > 0 and not _READS.match(sql):
         _mark(connection)
     return execute(sql, params, many, context)
+
+
+def watching(connection: BaseDatabaseWrapper) -> bool:
+    """Whether this module sees ``connection``'s statements (see :func:`install`)."""
+    return _track in connection.execute_wrappers
+
+
+def before_next_write(connection: BaseDatabaseWrapper, work: Callable[[], None]) -> None:
+    """Run ``work`` just before the next statement on ``connection`` that changes rows.
+
+    Deletion signals come for every row before the first row is deleted: what must be
+    read while the rows are as they were can then be read once, for all of them.
+    """
+    connection.__dict__.setdefault(_BEFORE_WRITE, []).append(work)
 
 
 def _watch(connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -160,6 +182,47 @@ def after_commit(work: Callable[[], None], using: str | None = None) -> None:
         work()  # at the baseline: the test's own transaction counts as committed
         return
     transaction.on_commit(work, using=using, robust=True)
+
+
+class _Batch:
+    """The items one transaction collected for one kind of work, run together on commit."""
+
+    __slots__ = ("items", "run")
+
+    def __init__(self, run: Callable[[list[Any]], None]) -> None:
+        self.items: list[Any] = []
+        self.run = run
+
+    def __call__(self) -> None:
+        items, self.items = self.items, []
+        self.run(items)
+
+
+_BATCHES = "_instcache_batches"
+
+
+def batch_until_commit(
+    kind: str, item: Any, run: Callable[[list[Any]], None], using: str | None = None
+) -> None:
+    """Add ``item`` to this transaction's batch of ``kind``; ``run`` the batch once it
+    commits (at once, alone, outside a transaction).
+
+    A write of N rows in one transaction (a cascading delete, a loop of saves) then costs
+    one invalidation run, not N. The batch is registered with ``on_commit`` once; a
+    rollback (or a savepoint rollback that drops that registration) drops it, and the
+    next write starts a new one. Items of a rolled-back savepoint inside a batch that
+    commits are run too: invalidating more than needed is safe.
+    """
+    connection = connections[using or DEFAULT_DB_ALIAS]
+    if not connection.in_atomic_block or _depth(connection) == 0:
+        run([item])  # autocommit, or the test baseline: committed already
+        return
+    batches = connection.__dict__.setdefault(_BATCHES, {})
+    batch = batches.get(kind)
+    if batch is None or not any(entry[1] is batch for entry in connection.run_on_commit):
+        batch = batches[kind] = _Batch(run)
+        transaction.on_commit(batch, using=using, robust=True)
+    batch.items.append(item)
 
 
 def set_baseline(using: str | None = None) -> None:

@@ -291,29 +291,53 @@ class Job:
     raw_keys: list[str] = field(default_factory=list)
 
     def run(self) -> None:
-        cache = self.cache_class()
-        delete_raw_keys(cache, self.raw_keys)
-        refreshes = list(self.refreshes)
-        if self.deleted is not None:
-            # The row is gone: drop its entries without a load, and let its invalidator
-            # (on the instance as deleted) say what embedded it. A deleted instance
-            # could not travel to a Celery worker anyway.
-            gone, refreshes = refreshes[0], refreshes[1:]
-            refreshes.extend(_forget(cache, gone, self.deleted))
-        if not runs_async():
-            replay_later(cache, cascade(cache, refreshes).unreached)
-            return
-        task, path = async_task(), cache_class_path(self.cache_class)
-        _, unique = _group_for_task(refreshes, cache.versions)
-        task.delay(path, unique)
+        run_jobs([self])
 
 
-def _forget(cache: BaseCache, gone: Refresh, instance: Model) -> list[Refresh]:
-    """Drop a deleted row's entries; return what its invalidator names."""
+def run_jobs(jobs: Sequence[Job]) -> None:
+    """Run the jobs one transaction scheduled: one batched cascade per cache class."""
+    by_class: dict[type[BaseCache], list[Job]] = {}
+    for job in jobs:
+        by_class.setdefault(job.cache_class, []).append(job)
+    for cache_class, group in by_class.items():
+        _run_group(cache_class, group)
+
+
+def _run_group(cache_class: type[BaseCache], jobs: Sequence[Job]) -> None:
+    cache = cache_class()
+    delete_raw_keys(cache, [key for job in jobs for key in job.raw_keys])
+    refreshes: list[Refresh] = []
+    deleted: dict[tuple[str, str | None], dict[Any, Model]] = {}
+    for job in jobs:
+        own = list(job.refreshes)
+        if job.deleted is not None:
+            # The row is gone: its entries are dropped without a load, and its invalidator
+            # (on the instance as deleted) says what embedded it. A deleted instance could
+            # not travel to a Celery worker anyway.
+            gone, own = own[0], own[1:]
+            deleted.setdefault((gone.model_name.lower(), gone.version), {})[gone.pk] = job.deleted
+        refreshes.extend(own)
+    for (name, version), instances in deleted.items():
+        refreshes.extend(_forget(cache, name, version, instances))
+    if not runs_async():
+        replay_later(cache, cascade(cache, refreshes).unreached)
+        return
+    _, unique = _group_for_task(refreshes, cache.versions)
+    async_task().delay(cache_class_path(cache_class), unique)
+
+
+def _forget(
+    cache: BaseCache, name: str, version: str | None, instances: dict[Any, Model]
+) -> list[Refresh]:
+    """Drop deleted rows' entries in one call; return what their invalidators name."""
     if type(cache).forget_instance is not BaseCache.forget_instance:
-        follow = cache.forget_instance(gone.model_name, gone.pk, instance, version=gone.version)
-        return [Refresh(name, pk, version) for name, pk, version in follow]
-    outcome = write.forget_instances(cache, gone.model_name, {gone.pk: instance}, gone.version)
+        follow = [
+            each
+            for pk, instance in instances.items()
+            for each in cache.forget_instance(name, pk, instance, version=version)
+        ]
+        return [Refresh(model, pk, each_version) for model, pk, each_version in follow]
+    outcome = write.forget_instances(cache, name, instances, version)
     return [
         Refresh(each.model_name, each.pk, each.version, update_only=not each.immediate)
         for each in outcome.follow
@@ -344,5 +368,6 @@ def run_refreshes(cache: BaseCache, rows: Sequence[Sequence[Any]]) -> int:
 
 
 def schedule(using: str | None, job: Job) -> None:
-    """Run ``job`` once the transaction commits (at once outside a transaction)."""
-    transactions.after_commit(job.run, using=using)
+    """Run ``job`` once the transaction commits (at once outside a transaction), with the
+    other jobs of that transaction: one batched cascade for all of its writes."""
+    transactions.batch_until_commit("instance-jobs", job, run_jobs, using=using)

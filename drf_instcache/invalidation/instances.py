@@ -41,6 +41,7 @@ from drf_instcache.core.classes import cache_class_path
 from drf_instcache.core.relations import m2m_field, m2m_through
 from drf_instcache.core.strategy import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS, BaseCache
 from drf_instcache.exceptions import ImproperlyConfigured
+from drf_instcache.invalidation.bulk.state import collect_delete
 from drf_instcache.invalidation.bulk.state import handled as bulk_handled
 from drf_instcache.invalidation.cascade import (
     Job,
@@ -128,8 +129,8 @@ class _Receivers:
         schedule(using, job)
 
     def pre_delete(self, sender: type[Model], instance: Model, **kwargs):
-        if not instcache_settings.enabled() or bulk_handled(instance):
-            return
+        if not instcache_settings.enabled() or collect_delete(instance, kwargs.get("using")):
+            return  # invalidated with the other rows of its deletion, in one batch
         cache, name = self.cache_class(), _model_name(sender)
         stale = _guarded(
             f"invalidating the deleted {name} {instance.pk!r}",

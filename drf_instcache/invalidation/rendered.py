@@ -44,6 +44,7 @@ from drf_instcache.exceptions import BackendUnavailable
 from drf_instcache.fastpath.dependencies import REVERSE, Dependency
 from drf_instcache.fastpath.fetch import warn_unavailable
 from drf_instcache.fastpath.plans import RenderedPlan, plan_for_view
+from drf_instcache.invalidation.bulk.state import collect_delete
 from drf_instcache.invalidation.bulk.state import handled as bulk_handled
 
 logger = logging.getLogger(__name__)
@@ -174,8 +175,8 @@ def on_post_save(
 
 
 def on_pre_delete(sender: type[Model], instance: Model, using=None, **kw):
-    if not instcache_settings.enabled() or bulk_handled(instance):
-        return
+    if not instcache_settings.enabled() or collect_delete(instance, using):
+        return  # invalidated with the other rows of its deletion, in one batch
 
     def before() -> Stale:
         stale: Stale = {}

@@ -3,8 +3,10 @@
 A cached list-query result (:mod:`drf_instcache.fastpath.listqueries`) is served only
 while the generations it recorded still stand; a save, delete or many-to-many change
 deletes the generations of the model's tables once the transaction commits. The
-receivers are connected in every process by the app config and do nothing while
-``DRF_INSTCACHE_CACHE_LIST_QUERIES`` is off.
+receivers listen to every model, so they are connected only while
+``DRF_INSTCACHE_CACHE_LIST_QUERIES`` is on: a ``post_delete`` receiver for every model
+would cost every project delete Django's fast path (one ``DELETE`` instead of a
+``SELECT`` of the rows and a ``DELETE`` per hundred of them, with a signal per row).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.signals import setting_changed
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -59,9 +62,29 @@ def _on_m2m_changed(sender: type[Model], action: str, using: str | None = None, 
         _schedule(sender, using)
 
 
+_UID = "drf_instcache.listqueries"
+_RECEIVERS = (
+    (post_save, _on_save_or_delete, "post_save"),
+    (post_delete, _on_save_or_delete, "post_delete"),
+    (m2m_changed, _on_m2m_changed, "m2m_changed"),
+)
+
+
 def listen() -> None:
-    """Connect the generation receivers for every model (the app config does it)."""
-    uid = "drf_instcache.listqueries"
-    post_save.connect(_on_save_or_delete, weak=False, dispatch_uid=f"{uid}:post_save")
-    post_delete.connect(_on_save_or_delete, weak=False, dispatch_uid=f"{uid}:post_delete")
-    m2m_changed.connect(_on_m2m_changed, weak=False, dispatch_uid=f"{uid}:m2m_changed")
+    """Connect the generation receivers while list queries are cached; follow the setting
+    (the app config calls this once)."""
+    _follow_setting()
+    setting_changed.connect(_on_setting_changed, weak=False, dispatch_uid=f"{_UID}:setting")
+
+
+def _follow_setting() -> None:
+    for signal, receiver, name in _RECEIVERS:
+        if enabled():
+            signal.connect(receiver, weak=False, dispatch_uid=f"{_UID}:{name}")
+        else:
+            signal.disconnect(dispatch_uid=f"{_UID}:{name}")
+
+
+def _on_setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("DRF_INSTCACHE_CACHE_LIST_QUERIES", "USE_DRF_INSTANCE_CACHE"):
+        _follow_setting()
