@@ -3,10 +3,10 @@
 A cached list-query result (:mod:`drf_instcache.fastpath.listqueries`) is served only
 while the generations it recorded still stand; a save, delete or many-to-many change
 deletes the generations of the model's tables once the transaction commits. The
-receivers listen to every model, so they are connected only while
-``DRF_INSTCACHE_CACHE_LIST_QUERIES`` is on: a ``post_delete`` receiver for every model
-would cost every project delete Django's fast path (one ``DELETE`` instead of a
-``SELECT`` of the rows and a ``DELETE`` per hundred of them, with a signal per row).
+receivers are connected only while ``DRF_INSTCACHE_CACHE_LIST_QUERIES`` is on, one per
+model and never on Django's own many-to-many tables: a ``post_delete`` receiver costs
+a model Django's fast delete (one ``DELETE``, against a ``SELECT`` of the rows and a
+``DELETE`` per hundred of them with a signal per row).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.apps import apps
 from django.core.signals import setting_changed
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -63,11 +64,6 @@ def _on_m2m_changed(sender: type[Model], action: str, using: str | None = None, 
 
 
 _UID = "drf_instcache.listqueries"
-_RECEIVERS = (
-    (post_save, _on_save_or_delete, "post_save"),
-    (post_delete, _on_save_or_delete, "post_delete"),
-    (m2m_changed, _on_m2m_changed, "m2m_changed"),
-)
 
 
 def listen() -> None:
@@ -78,11 +74,23 @@ def listen() -> None:
 
 
 def _follow_setting() -> None:
-    for signal, receiver, name in _RECEIVERS:
-        if enabled():
-            signal.connect(receiver, weak=False, dispatch_uid=f"{_UID}:{name}")
-        else:
-            signal.disconnect(dispatch_uid=f"{_UID}:{name}")
+    """Receivers per model, not for every sender: the many-to-many tables Django creates
+    keep their fast deletes (their changes come as ``m2m_changed``, and a deletion's
+    batch names them)."""
+    on = enabled()
+    for model in apps.get_models():
+        if model._meta.auto_created:
+            continue
+        for signal, name in ((post_save, "post_save"), (post_delete, "post_delete")):
+            uid = f"{_UID}:{name}:{model._meta.label}"
+            if on:
+                signal.connect(_on_save_or_delete, sender=model, weak=False, dispatch_uid=uid)
+            else:
+                signal.disconnect(sender=model, dispatch_uid=uid)
+    if on:
+        m2m_changed.connect(_on_m2m_changed, weak=False, dispatch_uid=f"{_UID}:m2m_changed")
+    else:
+        m2m_changed.disconnect(dispatch_uid=f"{_UID}:m2m_changed")
 
 
 def _on_setting_changed(setting: str, **kwargs: Any) -> None:
