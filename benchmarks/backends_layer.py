@@ -15,7 +15,7 @@ from typing import Any
 from benchmarks.data import Dataset
 from benchmarks.progress import ProgressSink
 from benchmarks.raw_clients import RAW_PREFIX, RawClient
-from benchmarks.servers import Target
+from benchmarks.servers import Target, each_target
 from benchmarks.timing import Case, Plan, measure, ratio
 from drf_instcache.backends.base import Backend
 from drf_instcache.settings import build_backend
@@ -122,12 +122,6 @@ def run(
     on_error: Callable[[Target, BaseException], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Measure every target; a failing backend is reported and the others still run."""
-    rows: list[dict[str, Any]] = []
-    for target in targets:
-        try:
-            rows.extend(run_target(target, dataset, sizes, plan, progress))
-        except Exception as error:
-            if on_error is None:
-                raise
-            on_error(target, error)
-    return rows
+    return each_target(
+        targets, lambda target: run_target(target, dataset, sizes, plan, progress), on_error
+    )

@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks.near_layer import Driver, _use
 from benchmarks.progress import ProgressSink
 from benchmarks.query_count import queries_of
-from benchmarks.servers import Target
+from benchmarks.servers import Target, each_target
 from benchmarks.timing import Case, Plan, measure, ratio
 from drf_instcache.settings import build_backend
 
@@ -103,12 +103,4 @@ def run(
     on_error: Callable[[Target, BaseException], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Measure every target; a failing backend is reported and the others still run."""
-    rows: list[dict[str, Any]] = []
-    for target in targets:
-        try:
-            rows += run_target(target, pk, plan, progress)
-        except Exception as error:
-            if on_error is None:
-                raise
-            on_error(target, error)
-    return rows
+    return each_target(targets, lambda target: run_target(target, pk, plan, progress), on_error)

@@ -15,7 +15,7 @@ import importlib
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,3 +245,21 @@ def django_target(name: str, alias: str, *, shared: bool) -> Target | str:
         shared=shared,
         details={"alias": alias},
     )
+
+
+def each_target(
+    targets: Sequence[Target],
+    measure: Callable[[Target], list[dict[str, Any]]],
+    on_error: Callable[[Target, BaseException], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``measure`` every target's rows; a failing backend is reported (``on_error``) and
+    the others still run (without ``on_error`` the failure is raised)."""
+    rows: list[dict[str, Any]] = []
+    for target in targets:
+        try:
+            rows += measure(target)
+        except Exception as error:
+            if on_error is None:
+                raise
+            on_error(target, error)
+    return rows
