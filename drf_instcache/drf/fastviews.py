@@ -179,7 +179,10 @@ def _renderer(view: Any, plan: plans.RenderedPlan) -> plans.Render:
     """Render missing pks: one batch through ``get_queryset()``, the view's serializer."""
 
     def render(pks: list[str]) -> dict[str, bytes]:
-        objects = list(view.get_queryset().filter(pk__in=pks))
+        queryset = view.get_queryset()
+        # The pks travel as strings (cache keys); the lookup prepares its own type faster.
+        to_python = queryset.model._meta.pk.to_python
+        objects = list(queryset.filter(pk__in=[to_python(pk) for pk in pks]))
         child = view.get_serializer(objects, many=True).child
         return {str(obj.pk): encode_representation(child.to_representation(obj)) for obj in objects}
 
