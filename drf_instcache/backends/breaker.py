@@ -6,7 +6,8 @@ before falling back to the database. After ``failures`` consecutive
 fail at once, without touching the network, for ``reset_after`` seconds. Then one call
 is let through as a probe (*half-open*); its success closes the breaker, its failure
 opens it again. The core treats the fast failure like any outage: it serves from the
-database and logs a warning.
+database. The breaker logs its transitions at DEBUG only: the one WARNING an outage
+gets, and the INFO line when it ends, come from the core (:mod:`drf_instcache.core.outage`).
 """
 
 from __future__ import annotations
@@ -98,14 +99,14 @@ class CircuitBreakerBackend:
                 self._probe_in_flight = False
             if ok:
                 if self._state != CLOSED:
-                    logger.warning("cache backend %r answers again; circuit closed", self.backend)
+                    logger.debug("cache backend %r answers again; circuit closed", self.backend)
                 self._state = CLOSED
                 self._consecutive_failures = 0
                 return
             self._consecutive_failures += 1
             if probe or self._consecutive_failures >= self.failures:
                 if self._state == CLOSED:
-                    logger.warning(
+                    logger.debug(
                         "cache backend %r failed %d times in a row; skipping it for %.1fs",
                         self.backend,
                         self._consecutive_failures,
