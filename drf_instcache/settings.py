@@ -257,7 +257,8 @@ def backend_setting() -> Any:
 
 
 BREAKER_SETTING = "DRF_INSTCACHE_CIRCUIT_BREAKER"
-DEFAULT_BREAKER = {"FAILURES": 3, "RESET_AFTER": 5.0}
+DEFAULT_BREAKER = {"FAILURES": 3, "RESET_AFTER": 0.5}
+"""RESET_AFTER: seconds between the background probes of an open breaker."""
 
 
 def breaker_options() -> dict[str, Any] | None:

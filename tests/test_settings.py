@@ -133,7 +133,8 @@ def test_circuit_breaker_can_be_disabled_or_tuned():
     with override_settings(DRF_INSTCACHE_CIRCUIT_BREAKER={"FAILURES": 5}):
         breaker = instcache_settings.get_backend().backend
         assert isinstance(breaker, CircuitBreakerBackend)
-        assert (breaker.failures, breaker.reset_after) == (5, 5.0)
+        assert (breaker.failures, breaker.reset_after) == (5, 0.5)
+        assert breaker.background_probe
     with (
         override_settings(DRF_INSTCACHE_CIRCUIT_BREAKER={"FAILURES": 0}),
         pytest.raises(ImproperlyConfigured, match="FAILURES"),

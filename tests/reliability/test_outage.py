@@ -2,10 +2,11 @@
 
 Reads fall back to the database, writes are dropped (the outage is logged once), and
 the circuit breaker stops paying the connect timeout on every call: after ``FAILURES``
-consecutive failures it skips the backend for ``RESET_AFTER`` seconds, then lets one
-call through as a probe. The server coming back is picked up by the same process, and
-the invalidations it missed are replayed, so a server that kept its data while it was
-unreachable does not serve what changed meanwhile.
+consecutive failures it skips the backend, and probes it every ``RESET_AFTER`` seconds
+in the background (or, without the background probe, lets one call through then). The
+server coming back is picked up by the same process, and the invalidations it missed
+are replayed, so a server that kept its data while it was unreachable does not serve
+what changed meanwhile.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def eventually(check: Callable[[], Any], seconds: float = 20) -> Any:
 def test_breaker_skips_a_dead_server_after_k_failures_then_probes(adapter, backend):
     clock = ManualClock()
     reaching = CallsReachingTheBackend(backend)
-    breaker = CircuitBreakerBackend(reaching, failures=3, reset_after=5.0, clock=clock)
+    breaker = CircuitBreakerBackend(
+        reaching, failures=3, reset_after=5.0, clock=clock, background_probe=False
+    )
     breaker.set_many({"k": b"v"})
     adapter.stop()
     try:

@@ -13,10 +13,15 @@ import logging
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
 from drf_instcache.backends.observed import BackendCall
 from drf_instcache.core import outage
 from drf_instcache.exceptions import BackendUnavailable
+from tests.api.conftest import make_polls
+from tests.reliability.conftest import backend_url
 
 RUNS = 20
 
@@ -30,6 +35,38 @@ def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]
         if r.levelno == logging.INFO and "answers again" in r.getMessage()
     ]
     return warnings, back
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_redis_logs_once_each_way_and_refills_deterministically(request, settings, caplog):
+    settings.DRF_INSTCACHE_BACKEND = backend_url(request, settings, "redis")
+    server = request.getfixturevalue("redis_server")
+    polls = make_polls(questions=1, choices=1, users=5)
+    api = APIClient()
+    for run in range(RUNS):
+        user = polls.users[run % len(polls.users)]
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="drf_instcache"):
+            assert api.get("/api/users/").status_code == 200
+            server.kill()  # SIGKILL, during a run of requests
+            for _ in range(40):
+                assert api.get("/api/users/").status_code == 200
+                assert api.get(f"/api/users/{user.pk}/").status_code == 200
+            server.start()  # same port, empty
+            time.sleep(1.0)
+            assert api.get("/api/users/").status_code == 200
+            with CaptureQueriesContext(connection) as queries:
+                assert api.get(f"/api/users/{user.pk}/").status_code == 200
+        warnings, back = outage_lines(caplog)
+        assert len(warnings) == 1, (run, warnings)
+        assert "redis is unavailable" in warnings[0]
+        assert len(back) == 1, (run, back)
+        assert "80 request(s)" in back[0], back[0]
+        assert not queries.captured_queries, (
+            f"run {run}: the retrieve after the refilling list missed: "
+            f"{[q['sql'] for q in queries.captured_queries]}"
+        )
 
 
 def failed_call(error: Exception | None = None) -> BackendCall:
