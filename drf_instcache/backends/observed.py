@@ -13,6 +13,7 @@ still returns its result.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -34,8 +35,8 @@ class BackendCall:
     backend: str
     """The backend's label (``redis``, ``memcached``, ``disk``, ``django``...)."""
     operation: str
-    """``get_many``, ``set_many``, ``delete_many``, ``add_many``, ``compare_and_set_many``
-    or ``clear``."""
+    """``get_many``, ``set_many``, ``delete_many``, ``add_many``, ``compare_and_set_many``,
+    ``clear``, or ``close`` (the backend is being discarded)."""
     keys: Sequence[str]
     """The keys asked for or written (not copied: read it, do not keep it)."""
     start_ns: int
@@ -46,11 +47,15 @@ class BackendCall:
     """Keys found, for ``get_many``; keys stored, for the conditional writes."""
     error: BaseException | None = None
     """What the call raised (``BackendUnavailable`` for an outage), or None."""
+    source: int = 0
+    """Which observed backend made the call (a serial number: a rebuilt backend, e.g.
+    after a settings change, is a new source even with the same label)."""
 
 
 Observer = Callable[[BackendCall], None]
 
 _observers: tuple[Observer, ...] = ()
+_serials = itertools.count(1)
 _failed_observers: set[Observer] = set()
 _lock = threading.Lock()
 
@@ -91,6 +96,34 @@ def label_of(backend: Any) -> str:
     return name.lower() or "backend"
 
 
+_VIEW = "_drf_instcache_observed"
+"""Where :func:`observing` keeps a backend's observed view: on the backend itself, so
+the view lives exactly as long as the backend (a reference cycle the GC collects)."""
+
+
+def observing(backend: Backend) -> Backend:
+    """``backend`` as the observers see it: itself when an :class:`ObservedBackend` is in
+    its chain of wrappers (the configured backend), else one observed wrapper of it, the
+    same each time (a backend a cache class was given)."""
+    own = getattr(backend, "__dict__", None)
+    if own is None:  # __slots__ only: left unobserved
+        return backend
+    view = own.get(_VIEW)
+    if view is None:
+        view = own[_VIEW] = backend if _observed_already(backend) else ObservedBackend(backend)
+    return view
+
+
+def _observed_already(backend: Any) -> bool:
+    """Whether an :class:`ObservedBackend` is in the chain of wrappers (``.backend``)."""
+    layer = backend
+    while not isinstance(layer, ObservedBackend):
+        layer = getattr(layer, "__dict__", {}).get("backend")
+        if layer is None:
+            return False
+    return True
+
+
 class ObservedBackend:
     """Wrap a :class:`Backend`: same protocol, every call reported to the observers.
 
@@ -107,6 +140,7 @@ class ObservedBackend:
     def __init__(self, backend: Backend, *, label: str | None = None) -> None:
         self.backend = backend
         self.label = label or label_of(backend)
+        self.source = next(_serials)
 
     def _observe(
         self,
@@ -129,6 +163,7 @@ class ObservedBackend:
                         start_ns,
                         time.perf_counter() - started,
                         error=error,
+                        source=self.source,
                     )
                 )
             raise
@@ -136,7 +171,13 @@ class ObservedBackend:
             found = hits(result) if hits is not None else None
             _notify(
                 BackendCall(
-                    self.label, operation, keys, start_ns, time.perf_counter() - started, found
+                    self.label,
+                    operation,
+                    keys,
+                    start_ns,
+                    time.perf_counter() - started,
+                    found,
+                    source=self.source,
                 )
             )
         return result
@@ -160,7 +201,7 @@ class ObservedBackend:
         self._observe("clear", (), self.backend.clear)
 
     def close(self) -> None:
-        self.backend.close()
+        self._observe("close", (), self.backend.close)
 
     def __getattr__(self, name: str) -> Any:
         # Optional capabilities of the wrapped backend (state, stats...) stay reachable.

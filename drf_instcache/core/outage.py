@@ -6,6 +6,11 @@ seconds ("still unavailable ... N requests served from the database"). Each fail
 call is counted (``errors``, ``fallbacks``) and logged at DEBUG only, so an outage of
 any length costs two lines, plus one a minute while it lasts.
 
+A backend that flaps (fails again within :data:`FLAP_WINDOW` of answering again:
+reads work but writes fail, a server at its memory limit...) would log a pair per
+request; its further outages are logged at DEBUG, with one WARNING summary per interval
+("keeps failing intermittently: N failed calls in M short outages").
+
 The transitions come from the calls themselves: this module observes every call of
 the configured backend (:mod:`drf_instcache.backends.observed`; :func:`observe` is
 registered when this module is imported, which the core's request accounting does),
@@ -28,7 +33,10 @@ from drf_instcache.exceptions import BackendUnavailable
 logger = logging.getLogger(__name__)
 
 SUMMARY_INTERVAL = 60.0
-"""Seconds between two "still unavailable" summaries of one outage."""
+"""Seconds between two summaries: of one long outage, or of a flapping backend's."""
+
+FLAP_WINDOW = 60.0
+"""An outage that begins within this many seconds of the previous one's end is a flap."""
 
 
 @dataclass
@@ -45,23 +53,42 @@ class Outage:
     """Requests of cached views that fell back to the database meanwhile."""
     last_summary: float = 0.0
     requests_at_summary: int = 0
+    quiet: bool = False
+    """Began soon after the previous one ended (flapping): logged at DEBUG only."""
+
+
+@dataclass
+class Flapping:
+    """Short outages of one backend since the last summary of them."""
+
+    since: float
+    outages: int = 0
+    failed_calls: int = 0
 
 
 _lock = threading.Lock()
-_outages: dict[str, Outage] = {}
+_outages: dict[int, Outage] = {}
+"""By source (:attr:`~drf_instcache.backends.observed.BackendCall.source`)."""
+_recovered_at: dict[int, float] = {}
+_flapping: dict[int, Flapping] = {}
 
 
-def current() -> dict[str, Outage]:
-    """The backends unavailable now, by label (a copy)."""
+def current() -> list[Outage]:
+    """The outages going on now."""
     with _lock:
-        return dict(_outages)
+        return list(_outages.values())
 
 
 def observe(call: BackendCall) -> None:
     """Follow one backend call: a failure may start an outage, a success ends one."""
-    if call.error is None:
-        if _outages and call.backend in _outages:
-            _recovered(call.backend)
+    if call.operation == "close":
+        with _lock:  # discarded: nobody waits for it to answer
+            _outages.pop(call.source, None)
+            _recovered_at.pop(call.source, None)
+            _flapping.pop(call.source, None)
+    elif call.error is None:
+        if _outages and call.source in _outages:
+            _recovered(call.source)
     elif isinstance(call.error, BackendUnavailable):
         _failed(call)
 
@@ -78,15 +105,26 @@ def note_request(counts: Mapping[str, int]) -> None:
 def _failed(call: BackendCall) -> None:
     now = time.monotonic()
     summary: tuple[Outage, int, float] | None = None
+    flaps: Flapping | None = None
     with _lock:
-        outage = _outages.get(call.backend)
+        outage = _outages.get(call.source)
         if outage is None:
-            outage = Outage(call.backend, now, _fallbacks(), last_summary=now)
-            _outages[call.backend] = outage
-            first = True
+            recovered = _recovered_at.get(call.source)
+            quiet = recovered is not None and now - recovered < FLAP_WINDOW
+            outage = Outage(call.backend, now, _fallbacks(), last_summary=now, quiet=quiet)
+            _outages[call.source] = outage
+            first = not quiet
+            if quiet:
+                flapping = _flapping.setdefault(call.source, Flapping(since=recovered or now))
+                flapping.outages += 1
+                flapping.failed_calls += 1
+                if now - flapping.since >= SUMMARY_INTERVAL:
+                    flaps, _flapping[call.source] = flapping, Flapping(since=now)
         else:
             first = False
             outage.failed_calls += 1
+            if outage.quiet and call.source in _flapping:
+                _flapping[call.source].failed_calls += 1
             if now - outage.last_summary >= SUMMARY_INTERVAL:
                 summary = (
                     outage,
@@ -103,6 +141,17 @@ def _failed(call: BackendCall) -> None:
             call.operation,
             call.error,
         )
+    elif flaps is not None:
+        logger.warning(
+            "drf-instcache: cache backend %s keeps failing intermittently: %d failed "
+            "call(s) in %d short outage(s) over the last %.0fs (%s failed: %s)",
+            call.backend,
+            flaps.failed_calls,
+            flaps.outages,
+            now - flaps.since,
+            call.operation,
+            call.error,
+        )
     elif summary is not None:
         outage, requests, period = summary
         logger.warning(
@@ -116,15 +165,19 @@ def _failed(call: BackendCall) -> None:
         )
 
 
-def _recovered(backend: str) -> None:
+def _recovered(source: int) -> None:
     with _lock:
-        outage = _outages.pop(backend, None)
+        outage = _outages.pop(source, None)
+        _recovered_at[source] = time.monotonic()
     if outage is None:
         return  # another thread logged it
+    if outage.quiet:
+        logger.debug("drf-instcache: cache backend %s answers again", outage.backend)
+        return
     logger.info(
         "drf-instcache: cache backend %s answers again after %.1fs; %d request(s) and "
         "%d instance(s) were served from the database meanwhile (%d failed call(s))",
-        backend,
+        outage.backend,
         time.monotonic() - outage.started,
         outage.requests,
         max(0, _fallbacks() - outage.fallbacks_before),
@@ -140,6 +193,8 @@ def reset() -> None:
     """Forget every outage (tests; a rebuilt backend starts afresh)."""
     with _lock:
         _outages.clear()
+        _recovered_at.clear()
+        _flapping.clear()
 
 
 add_observer(observe)

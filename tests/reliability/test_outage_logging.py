@@ -39,7 +39,13 @@ def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_killed_redis_logs_once_each_way_and_refills_deterministically(request, settings, caplog):
+def test_a_killed_redis_logs_once_each_way_and_refills_deterministically(
+    request, settings, caplog, monkeypatch
+):
+    # Each run is an outage of its own: 20 of them a second apart would otherwise be a
+    # flapping server, logged by a summary a minute (see the flapping test below).
+    monkeypatch.setattr(outage, "FLAP_WINDOW", 0.0)
+    outage.reset()
     settings.DRF_INSTCACHE_BACKEND = backend_url(request, settings, "redis")
     server = request.getfixturevalue("redis_server")
     polls = make_polls(questions=1, choices=1, users=5)
@@ -95,6 +101,33 @@ def test_a_long_outage_adds_one_summary_per_interval(monkeypatch, caplog):
     assert levels == ["WARNING", "WARNING", "INFO"], levels
     assert "answers again" in caplog.records[-1].getMessage()
     assert "601 failed call(s)" in caplog.records[-1].getMessage()
+    assert not outage.current()
+
+
+def test_a_flapping_backend_logs_once_then_a_summary_per_interval(monkeypatch, caplog):
+    outage.reset()
+    monkeypatch.setattr(outage, "SUMMARY_INTERVAL", 3600.0)
+    down = BackendUnavailable("OOM command not allowed")
+    with caplog.at_level(logging.DEBUG, logger="drf_instcache.core.outage"):
+        for _ in range(200):  # reads work, writes fail: every request
+            outage.observe(failed_call(None))
+            outage.observe(failed_call(down))
+        shown = [r.levelname for r in caplog.records if r.levelno >= logging.INFO]
+        assert shown == ["WARNING", "INFO"]  # the first outage; the others are DEBUG
+        monkeypatch.setattr(outage, "SUMMARY_INTERVAL", 0.0)
+        outage.observe(failed_call(None))
+        outage.observe(failed_call(down))
+    summary = caplog.records[-1]
+    assert summary.levelname == "WARNING"
+    assert "keeps failing intermittently" in summary.getMessage()
+    assert "200 failed call(s) in 200 short outage(s)" in summary.getMessage()
+
+
+def test_a_discarded_backend_leaves_no_outage_behind():
+    outage.reset()
+    outage.observe(failed_call(BackendUnavailable("down")))
+    assert outage.current()
+    outage.observe(BackendCall("testing", "close", (), time.time_ns(), 0.0))
     assert not outage.current()
 
 
