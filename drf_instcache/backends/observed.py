@@ -151,36 +151,24 @@ class ObservedBackend:
     ) -> T:
         start_ns = time.time_ns()
         started = time.perf_counter()
+        found: int | None = None
+        failure: BaseException | None = None
         try:
             result = call()
+            if hits is not None and _observers:
+                found = hits(result)
+            return result
         except BaseException as error:
+            failure = error
+            raise
+        finally:
             if _observers:
+                duration = time.perf_counter() - started
                 _notify(
                     BackendCall(
-                        self.label,
-                        operation,
-                        keys,
-                        start_ns,
-                        time.perf_counter() - started,
-                        error=error,
-                        source=self.source,
+                        self.label, operation, keys, start_ns, duration, found, failure, self.source
                     )
                 )
-            raise
-        if _observers:
-            found = hits(result) if hits is not None else None
-            _notify(
-                BackendCall(
-                    self.label,
-                    operation,
-                    keys,
-                    start_ns,
-                    time.perf_counter() - started,
-                    found,
-                    source=self.source,
-                )
-            )
-        return result
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         if not keys:
