@@ -18,6 +18,7 @@ class InstcacheConfig(AppConfig):
         from drf_instcache.core import counters, transactions
         from drf_instcache.invalidation import outbox, tables
         from drf_instcache.invalidation.bulk import collected
+        from drf_instcache.ops import metrics, tracing
 
         register(checks.run_checks, Tags.caches, Tags.compatibility)
         # Cached list queries are invalidated by every process's writes (see tables).
@@ -30,3 +31,6 @@ class InstcacheConfig(AppConfig):
         transactions.install()
         # The backends' own reports (near-cache hits, flushes) go to the core's counters.
         reporting.report_to(counters.incr)
+        # Prometheus metrics and OpenTelemetry spans, when their packages are installed.
+        metrics.install_default()
+        tracing.install_default()

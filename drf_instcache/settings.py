@@ -23,6 +23,7 @@ from drf_instcache.backends.base import DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, Bac
 from drf_instcache.backends.breaker import CircuitBreakerBackend
 from drf_instcache.backends.compression import CompressedBackend, CompressionPolicy
 from drf_instcache.backends.compression import parse_policy as parse_compression
+from drf_instcache.backends.observed import ObservedBackend, label_of
 from drf_instcache.exceptions import ImproperlyConfigured
 
 BACKEND_SETTING = "DRF_INSTCACHE_BACKEND"
@@ -256,7 +257,8 @@ def backend_setting() -> Any:
 
 
 BREAKER_SETTING = "DRF_INSTCACHE_CIRCUIT_BREAKER"
-DEFAULT_BREAKER = {"FAILURES": 3, "RESET_AFTER": 5.0}
+DEFAULT_BREAKER = {"FAILURES": 3, "RESET_AFTER": 0.5}
+"""RESET_AFTER: seconds between the background probes of an open breaker."""
 
 
 def breaker_options() -> dict[str, Any] | None:
@@ -305,15 +307,18 @@ def validate_near_setting(value: Any) -> None:
 def build_configured_backend() -> Backend:
     """Build the backend the settings describe: its adapter, the compression layer (which
     always reads compressed values, and writes them when ``DRF_INSTCACHE_COMPRESSION``
-    says), a circuit breaker unless disabled, and the near cache when
+    says), a circuit breaker unless disabled, the observer of every call (metrics,
+    traces, outage logs: :mod:`drf_instcache.backends.observed`), and the near cache when
     ``OPTIONS["NEAR_CACHE"]`` asks for one (outermost, so a near hit costs no breaker)."""
     from drf_instcache.backends.near import NearCacheBackend, split_setting
 
     setting, near = split_setting(backend_setting())
-    backend: Backend = CompressedBackend(build_backend(setting), compression_policy())
+    adapter = build_backend(setting)
+    backend: Backend = CompressedBackend(adapter, compression_policy())
     breaker = breaker_options()
     if breaker is not None:
         backend = CircuitBreakerBackend(backend, **breaker)
+    backend = ObservedBackend(backend, label=label_of(adapter))
     if near is not None:
         backend = NearCacheBackend(backend, near)
     return backend

@@ -7,6 +7,7 @@ from django.test import override_settings
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.locmem import LocMemBackend
+from drf_instcache.backends.observed import ObservedBackend
 from drf_instcache.breaker import CircuitBreakerBackend
 from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.settings import build_backend, parse_setting
@@ -113,8 +114,9 @@ def test_backend_is_built_once_and_rebuilt_on_setting_change():
     with override_settings(DRF_INSTCACHE_BACKEND="locmem://first?prefix=one"):
         first = instcache_settings.get_backend()
         assert instcache_settings.get_backend() is first
-        assert isinstance(first, CircuitBreakerBackend)
-        assert first.backend.key_prefix == "one"
+        assert isinstance(first, ObservedBackend)
+        assert isinstance(first.backend, CircuitBreakerBackend)
+        assert first.key_prefix == "one"
         with override_settings(DRF_INSTCACHE_BACKEND="locmem://second?prefix=two"):
             assert instcache_settings.get_backend().backend.key_prefix == "two"
         assert instcache_settings.get_backend().backend.key_prefix == "one"
@@ -123,12 +125,16 @@ def test_backend_is_built_once_and_rebuilt_on_setting_change():
 def test_circuit_breaker_can_be_disabled_or_tuned():
     with override_settings(DRF_INSTCACHE_CIRCUIT_BREAKER=None):
         backend = instcache_settings.get_backend()
-        # No breaker: the compression layer (which reads compressed values) on the adapter.
-        assert not isinstance(backend, CircuitBreakerBackend)
-        assert isinstance(backend.backend, LocMemBackend)
+        # No breaker: the observer, on the compression layer (which reads compressed
+        # values), on the adapter.
+        assert isinstance(backend, ObservedBackend)
+        assert not isinstance(backend.backend, CircuitBreakerBackend)
+        assert isinstance(backend.backend.backend, LocMemBackend)
     with override_settings(DRF_INSTCACHE_CIRCUIT_BREAKER={"FAILURES": 5}):
-        backend = instcache_settings.get_backend()
-        assert (backend.failures, backend.reset_after) == (5, 5.0)
+        breaker = instcache_settings.get_backend().backend
+        assert isinstance(breaker, CircuitBreakerBackend)
+        assert (breaker.failures, breaker.reset_after) == (5, 0.5)
+        assert breaker.background_probe
     with (
         override_settings(DRF_INSTCACHE_CIRCUIT_BREAKER={"FAILURES": 0}),
         pytest.raises(ImproperlyConfigured, match="FAILURES"),

@@ -3,10 +3,19 @@
 Without it, every request during an outage would wait for the client's connect timeout
 before falling back to the database. After ``failures`` consecutive
 :class:`~drf_instcache.exceptions.BackendUnavailable` errors the breaker *opens*: calls
-fail at once, without touching the network, for ``reset_after`` seconds. Then one call
-is let through as a probe (*half-open*); its success closes the breaker, its failure
-opens it again. The core treats the fast failure like any outage: it serves from the
-database and logs a warning.
+fail at once, without touching the network. While it is open a background thread
+probes the server every ``reset_after`` seconds (one cheap read of a key nobody
+writes); the first probe that succeeds closes the breaker. So no request ever waits
+for a dead server's timeout, and the breaker learns that the server answers again
+within ``reset_after`` of its return, whether or not requests come in meanwhile: the
+first read of a key after that refills it, the next one hits.
+
+With ``background_probe=False`` (no threads) the old way applies: after ``reset_after``
+seconds one call is let through as a probe (*half-open*); its success closes the
+breaker, its failure opens it again.
+
+The breaker logs its transitions at DEBUG only: the one WARNING an outage gets, and
+the INFO line when it ends, come from the core (:mod:`drf_instcache.core.outage`).
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ T = TypeVar("T")
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half-open"
+
+PROBE_KEY = "circuit-probe"
+"""The key a background probe reads (nothing writes it; a miss is a success)."""
 
 
 class CircuitOpen(BackendUnavailable):
@@ -52,8 +64,9 @@ class CircuitBreakerBackend:
         backend: Backend,
         *,
         failures: int = 3,
-        reset_after: float = 5.0,
+        reset_after: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        background_probe: bool = True,
     ) -> None:
         if failures < 1:
             raise ValueError(f"failures must be at least 1, not {failures!r}")
@@ -68,12 +81,16 @@ class CircuitBreakerBackend:
         self._consecutive_failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+        self.background_probe = background_probe
+        self._prober: threading.Thread | None = None
+        self._closing = threading.Event()
 
     @property
     def state(self) -> str:
-        """``closed``, ``open`` or ``half-open``, as of now."""
+        """``closed``, ``open`` or (request probes only) ``half-open``, as of now."""
         with self._lock:
-            if self._state == OPEN and self._clock() - self._opened_at >= self.reset_after:
+            waited = self._clock() - self._opened_at
+            if self._state == OPEN and not self.background_probe and waited >= self.reset_after:
                 return HALF_OPEN
             return self._state
 
@@ -82,6 +99,12 @@ class CircuitBreakerBackend:
         with self._lock:
             if self._state == CLOSED:
                 return False
+            if self.background_probe:
+                self._ensure_prober()  # a forked child inherits the state, not the thread
+                raise CircuitOpen(
+                    f"cache backend skipped after {self.failures} consecutive failures, "
+                    f"probed every {self.reset_after:g}s ({self.backend!r})"
+                )
             waited = self._clock() - self._opened_at
             if waited >= self.reset_after and not self._probe_in_flight:
                 self._probe_in_flight = True
@@ -98,21 +121,50 @@ class CircuitBreakerBackend:
                 self._probe_in_flight = False
             if ok:
                 if self._state != CLOSED:
-                    logger.warning("cache backend %r answers again; circuit closed", self.backend)
+                    logger.debug("cache backend %r answers again; circuit closed", self.backend)
                 self._state = CLOSED
                 self._consecutive_failures = 0
                 return
             self._consecutive_failures += 1
             if probe or self._consecutive_failures >= self.failures:
                 if self._state == CLOSED:
-                    logger.warning(
-                        "cache backend %r failed %d times in a row; skipping it for %.1fs",
+                    logger.debug(
+                        "cache backend %r failed %d times in a row; circuit open, probed "
+                        "every %.1fs",
                         self.backend,
                         self._consecutive_failures,
                         self.reset_after,
                     )
                 self._state = OPEN
                 self._opened_at = self._clock()
+                if self.background_probe:
+                    self._ensure_prober()
+
+    # -- the background probe ---------------------------------------------------------
+    def _ensure_prober(self) -> None:
+        """Start the probing thread unless it runs (called with the lock held)."""
+        if self._closing.is_set() or (self._prober is not None and self._prober.is_alive()):
+            return
+        self._prober = threading.Thread(
+            target=self._probe_until_closed, name="drf-instcache-circuit-probe", daemon=True
+        )
+        self._prober.start()
+
+    def _probe_until_closed(self) -> None:
+        """Every ``reset_after`` seconds, read one key; close the breaker when it works."""
+        while not self._closing.wait(self.reset_after):
+            with self._lock:
+                if self._state != OPEN:
+                    return
+            try:
+                self.backend.get_many([PROBE_KEY])
+            except BackendUnavailable as error:
+                logger.debug("cache backend %r still unavailable: %s", self.backend, error)
+                continue
+            except Exception:
+                pass  # not an outage: the server answered
+            self._record(ok=True, probe=False)
+            return
 
     def _call(self, operation: Callable[[], T]) -> T:
         probe = self._admit()
@@ -147,6 +199,7 @@ class CircuitBreakerBackend:
         self._call(self.backend.clear)
 
     def close(self) -> None:
+        self._closing.set()
         self.backend.close()
 
     def __getattr__(self, name: str) -> Any:

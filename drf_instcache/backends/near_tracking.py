@@ -70,6 +70,7 @@ class RedisTracking:
 
     def _run(self) -> None:
         delay = FIRST_RECONNECT_DELAY
+        live = lost = False  # one WARNING when the connection goes, one INFO when back
         while not self._stop.is_set():
             connection = None
             try:
@@ -79,18 +80,25 @@ class RedisTracking:
                     break
                 self.connections += 1
                 self.store.set_live(True)
+                if lost:
+                    logger.info("near cache %r: invalidation connection back", self.prefix)
+                live, lost = True, False
                 delay = FIRST_RECONNECT_DELAY
                 self._listen(connection)
             except Exception as error:  # nothing may end the thread: reads would stay bypassed
                 if self._stop.is_set():
                     pass  # closed: the read was interrupted on purpose
                 elif isinstance(error, (*self.unavailable_errors, TrackingLost, ValueError)):
-                    logger.warning(
-                        "near cache %r: invalidation connection lost (%s); bypassed until "
-                        "it is back",
-                        self.prefix,
-                        error,
-                    )
+                    if live or not lost:
+                        logger.warning(
+                            "near cache %r: invalidation connection lost (%s); bypassed "
+                            "until it is back",
+                            self.prefix,
+                            error,
+                        )
+                    else:
+                        logger.debug("near cache %r: still no invalidation connection", self.prefix)
+                    live, lost = False, True
                 else:
                     logger.exception("near cache %r: invalidation thread failed", self.prefix)
             finally:

@@ -75,7 +75,7 @@ class CacheHandle:
         try:
             found = self.backend.get_many(keys)
         except BackendUnavailable as error:
-            logger.warning("drf-instcache: cache handle read failed: %s", error)
+            logger.debug("drf-instcache: cache handle read failed: %s", error)
             return {}
         values = {key: decode(raw) for key, raw in found.items()}
         return {key: value for key, value in values.items() if value is not None}
@@ -95,7 +95,7 @@ class CacheHandle:
             logger.warning("drf-instcache: cache handle value too large: %s", error)
             return list(error.keys)
         except BackendUnavailable as error:
-            logger.warning("drf-instcache: cache handle write failed: %s", error)
+            logger.debug("drf-instcache: cache handle write failed: %s", error)
             return list(items)
         return []
 
@@ -116,4 +116,4 @@ class CacheHandle:
         try:
             self.backend.clear()
         except BackendUnavailable as error:
-            logger.warning("drf-instcache: cache handle clear failed: %s", error)
+            logger.debug("drf-instcache: cache handle clear failed: %s", error)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from drf_instcache import settings as instcache_settings
-from drf_instcache.core import counters
+from drf_instcache.core import counters, outage
 from drf_instcache.core.counters import Stats, Tally
 from drf_instcache.core.namespaces import STATS_NAMESPACE
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured, ValueTooLarge
@@ -93,6 +93,7 @@ def finish_request(request: Any, response: Any, counts: Mapping[str, int]) -> An
         )
     if response is not None and debug_headers_enabled():
         response[HEADER] = header_value(counts)
+    outage.note_request(counts)
     flush_if_due()
     return response
 

@@ -5,7 +5,8 @@ entries (:mod:`drf_instcache.fastpath.fetch`). A read sorts what ``get_many`` fo
 then :meth:`Store.claim` puts leases on the keys to fill and waits (boundedly) for the
 keys other readers are filling; once the misses are loaded, :meth:`Claim.write_back`
 stores them over the leases (or as plain writes without them). A failing backend is
-logged and counted, never raised: the data then comes from the database.
+counted, never raised: the data then comes from the database; the outage is logged
+once, when it starts and when it ends (:mod:`drf_instcache.core.outage`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,9 @@ Warn = Callable[[str, BackendUnavailable], None]
 
 # -- logging ------------------------------------------------------------------------------
 def warn_unavailable(operation: str, error: BackendUnavailable) -> None:
+    """Count a failed call; the outage itself is logged once (:mod:`.outage`)."""
     stats.incr("errors")
-    logger.warning(
-        "drf-instcache: cache %s failed, serving from the database: %s", operation, error
-    )
+    logger.debug("drf-instcache: cache %s failed, serving from the database: %s", operation, error)
 
 
 def warn_corrupt(key: str, error: CorruptValue) -> None:
@@ -117,7 +117,7 @@ class Store:
                 logger.debug("drf-instcache: %d stale key(s) still to delete: %s", len(keys), error)
                 return True
             stats.incr("deleted", len(keys))
-            logger.warning(
+            logger.info(
                 "drf-instcache: the cache answers again; deleted %d key(s) whose invalidation "
                 "had failed",
                 len(keys),

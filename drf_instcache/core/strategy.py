@@ -21,6 +21,7 @@ from typing import Any
 
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.base import Backend
+from drf_instcache.backends.observed import observing
 from drf_instcache.core import counters as stats
 from drf_instcache.core import entries, transactions, write
 from drf_instcache.core.codecs import Codec, resolve_codec
@@ -101,7 +102,7 @@ class BaseCache:
         if not instcache_settings.enabled():
             return None
         if self._backend is not None:
-            return self._backend
+            return observing(self._backend)  # outage logs and metrics see it too
         return instcache_settings.get_backend()
 
     @property

@@ -35,10 +35,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 __all__ = [
+    "add_schedule_observer",
     "after_commit",
     "dirty",
     "in_transaction",
     "install",
+    "remove_schedule_observer",
     "set_baseline",
     "unless_rolled_back",
 ]
@@ -170,6 +172,25 @@ def unless_rolled_back(write: Callable[[], None]) -> None:
         transaction.on_commit(functools.partial(committed, alias), using=alias)
 
 
+ScheduleObserver = Callable[[Callable[[], None], bool], None]
+"""``observer(work, deferred)``: invalidation ``work`` was scheduled; ``deferred`` when it
+waits for a commit (False: it runs at once)."""
+
+_schedule_observers: tuple[ScheduleObserver, ...] = ()
+
+
+def add_schedule_observer(observer: ScheduleObserver) -> None:
+    """Tell ``observer`` of every invalidation scheduled from now on (the debug panel)."""
+    global _schedule_observers
+    if observer not in _schedule_observers:
+        _schedule_observers = (*_schedule_observers, observer)
+
+
+def remove_schedule_observer(observer: ScheduleObserver) -> None:
+    global _schedule_observers
+    _schedule_observers = tuple(each for each in _schedule_observers if each != observer)
+
+
 def after_commit(work: Callable[[], None], using: str | None = None) -> None:
     """Run invalidation ``work`` when the write's transaction commits (at once outside one).
 
@@ -178,6 +199,9 @@ def after_commit(work: Callable[[], None], using: str | None = None) -> None:
     bounds the staleness.
     """
     connection = connections[using or DEFAULT_DB_ALIAS]
+    at_once = not connection.in_atomic_block or _depth(connection) == 0
+    for observer in _schedule_observers:
+        observer(work, not at_once)
     if connection.in_atomic_block and _depth(connection) == 0:
         work()  # at the baseline: the test's own transaction counts as committed
         return

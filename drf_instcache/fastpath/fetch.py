@@ -34,7 +34,8 @@ def warn_unavailable(operation: str, error: BackendUnavailable) -> None:
         "lease": "rendering without caching",
         "invalidation": "the variant index is deleted once the cache answers again",
     }.get(operation, "continuing without the cache")
-    logger.warning("drf-instcache: rendered cache %s failed, %s: %s", operation, consequence, error)
+    # Counted; the outage itself is logged once (drf_instcache.core.outage).
+    logger.debug("drf-instcache: rendered cache %s failed, %s: %s", operation, consequence, error)
 
 
 @dataclass(frozen=True)

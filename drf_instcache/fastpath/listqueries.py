@@ -314,7 +314,7 @@ class CachedKeys:
             raw = self.backend.get_many([*generation_keys, *result_keys, *also])
             self.tokens = self._generations(generation_keys, raw)
         except BackendUnavailable as error:
-            logger.warning("drf-instcache: list query cache unavailable: %s", error)
+            logger.debug("drf-instcache: list query cache unavailable: %s", error)
             self.tokens = None
             return None
         digest = self.description.digest
@@ -340,7 +340,7 @@ class CachedKeys:
         try:
             self.backend.set_many(pending)
         except BackendUnavailable as error:
-            logger.warning("drf-instcache: list query results not stored: %s", error)
+            logger.debug("drf-instcache: list query results not stored: %s", error)
 
     def _answer(self, part: str, compute: Any) -> Any:
         if part in self._found:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -90,6 +91,11 @@ class ServerProcess:
     def stop(self) -> None:
         if self.running:
             self._executor.stop()
+
+    def kill(self) -> None:
+        """End the server with SIGKILL: no shutdown, connections cut mid-flight."""
+        if self.running:
+            self._executor.kill(wait=True, sig=signal.SIGKILL)
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's log, to explain a failed start."""
@@ -190,6 +196,11 @@ class RedisServer:
         """Stop the server, keeping its port and directory for a later :meth:`start`."""
         if self._process is not None:
             self._process.stop()
+
+    def kill(self) -> None:
+        """Kill the server (SIGKILL), keeping its port for a later :meth:`start`."""
+        if self._process is not None:
+            self._process.kill()
 
     def shutdown(self) -> None:
         """Stop the server for good and remove its directory."""

@@ -176,7 +176,7 @@ def test_the_setting_builds_the_layer_inside_the_breaker():
         DRF_INSTCACHE_BACKEND="locmem://compressed",
         DRF_INSTCACHE_COMPRESSION={"MIN_BYTES": 512, "LEVEL": 1},
     ):
-        backend = instcache_settings.get_backend()
+        backend = instcache_settings.get_backend().backend  # inside the observer
         assert isinstance(backend, CircuitBreakerBackend)
         assert isinstance(backend.backend, CompressedBackend)
         assert backend.backend.policy == CompressionPolicy(min_bytes=512, level=1)

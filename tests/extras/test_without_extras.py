@@ -22,7 +22,10 @@ for name in {names!r}:
     sys.modules[name] = None  # import raises ModuleNotFoundError, find_spec returns None
 """
 
-ALL_EXTRAS_BUT_DISK = ("orjson", "msgpack", "redis", "hiredis", "pymemcache", "celery")
+ALL_EXTRAS_BUT_DISK = (
+    *("orjson", "msgpack", "redis", "hiredis", "pymemcache", "celery"),
+    *("prometheus_client", "opentelemetry", "debug_toolbar"),
+)
 
 
 def run_without(names: tuple[str, ...], code: str, tmp_path: Path) -> str:
