@@ -238,7 +238,10 @@ def batch_until_commit(
     commits are run too: invalidating more than needed is safe.
     """
     connection = connections[using or DEFAULT_DB_ALIAS]
-    if not connection.in_atomic_block or _depth(connection) == 0:
+    at_once = not connection.in_atomic_block or _depth(connection) == 0
+    for observer in _schedule_observers:
+        observer(getattr(item, "run", item), not at_once)
+    if at_once:
         run([item])  # autocommit, or the test baseline: committed already
         return
     batches = connection.__dict__.setdefault(_BATCHES, {})
