@@ -36,7 +36,7 @@ def check_bulk_managers() -> list[checks.CheckMessage]:
         checks.Info(
             f"{model._meta.label} is cached, but its default manager's querysets lack "
             "InstcacheQuerySetMixin: its QuerySet.update(), bulk_update() and "
-            "bulk_create() leave cached entries stale, and delete() invalidates row by row.",
+            "bulk_create() leave cached entries stale.",
             hint="Use objects = drf_instcache.bulk.InstcacheManager() (or mix "
             "InstcacheQuerySetMixin into its QuerySet class), or call "
             f"drf_instcache.bulk.install({model.__name__}) in an AppConfig.ready() for a "
