@@ -452,9 +452,8 @@ class BaseCache:
         update_only: bool = False,
         instances: Mapping[Any, Any] | None = None,
     ) -> write.Outcome:
-        """:meth:`update_instance` for many instances of one model, as one batch: one
-        ``get_many``, one batch load (``loader_many``) and one write, whatever their number.
-        The outcome says what to update next, or that the backend failed (nothing done)."""
+        """:meth:`update_instance` for many instances of one model: one ``get_many``, one
+        batch load, one write. The outcome: what next, or that the backend failed."""
         return write.update_instances(self, model_name, pks, version, update_only, instances)
 
     def forget_instance(

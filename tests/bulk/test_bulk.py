@@ -253,7 +253,8 @@ def test_an_instance_delete_cascading_to_its_rows_costs_the_same_for_2_and_12(ap
 @pytest.fixture
 def plain_user():
     """auth.User as it is without ``install()`` (the example installs it at start-up)."""
-    classes = {id(m): (m, type(m)) for m in (*User._meta.managers, User._default_manager)}
+    every = (*User._meta.local_managers, *User._meta.managers, User._default_manager)
+    classes = {id(m): (m, type(m)) for m in every}
     for each, original in classes.values():
         if has_mixin(User):
             each.__class__ = next(

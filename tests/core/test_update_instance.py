@@ -360,7 +360,7 @@ def test_unreachable_server_during_update_is_logged_not_raised(
         assert cache.update_instance("Choice", poll["redis"].pk, update_only=True) == []
     (warning,) = [r.getMessage() for r in caplog.records]  # the outage, once
     assert "redis is unavailable" in warning
-    assert unsettled.pending(backend)  # replayed, keys first, once the server answers
+    assert unsettled.pending(cache.backend)  # replayed, keys first, once the server answers
     unsettled.forget_all()
     backend.close()
 

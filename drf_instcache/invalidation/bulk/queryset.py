@@ -192,7 +192,12 @@ def install(model: type[Model]) -> None:
     :class:`InstcacheQuerySetMixin` (related managers, built from the default manager's
     class, follow). Call it once, from an ``AppConfig.ready()``. Idempotent.
     """
-    managers = {id(each): each for each in (*model._meta.managers, model._default_manager)}
+    # The declared managers too: ``_meta.managers`` holds copies of them, made again
+    # whenever the app registry's caches are cleared (an INSTALLED_APPS override in tests).
+    declared = model._meta.local_managers
+    managers = {
+        id(each): each for each in (*declared, *model._meta.managers, model._default_manager)
+    }
     for manager in managers.values():
         current: Any = manager._queryset_class  # type: ignore[attr-defined]
         if issubclass(current, InstcacheQuerySetMixin):
