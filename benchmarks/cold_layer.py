@@ -15,12 +15,11 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.near_layer import Driver, _use
+from benchmarks.near_layer import Driver, serving
 from benchmarks.progress import ProgressSink
 from benchmarks.query_count import queries_of
 from benchmarks.servers import Target, each_target
 from benchmarks.timing import Case, Plan, measure, ratio
-from drf_instcache.settings import build_backend
 
 KEY_PREFIX = "bench-cold"
 PAGE = 2
@@ -48,11 +47,9 @@ def _results(body: bytes) -> Any:
 
 def run_target(target: Target, pk: Any, plan: Plan, progress: ProgressSink) -> list[dict[str, Any]]:
     """Measure one backend: a row per action (list, retrieve)."""
-    backend = build_backend(target.backend_setting(KEY_PREFIX))
     driver = Driver()
     rows: list[dict[str, Any]] = []
-    _use(backend)
-    try:
+    with serving(target.backend_setting(KEY_PREFIX)) as backend:
         for action, by_level in paths(pk).items():
             progress.note(f"{target.name} cold {action}")
             calls = {level: driver.call(path) for level, path in by_level.items()}
@@ -84,14 +81,6 @@ def run_target(target: Target, pk: Any, plan: Plan, progress: ProgressSink) -> l
                     },
                 }
             )
-    finally:
-        from drf_instcache import settings as instcache_settings
-
-        instcache_settings.reset()
-        try:
-            backend.clear()
-        finally:
-            backend.close()
     return rows
 
 

@@ -20,11 +20,12 @@ read of the new value, on one monotonic clock (p50, p99, max, bounded rounds).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from benchmarks.progress import ProgressSink
@@ -312,3 +313,22 @@ def measure_freshness(url: str, rounds: int) -> dict[str, Any]:
             }
         )
     return result
+
+
+@contextlib.contextmanager
+def serving(setting: Any) -> Iterator[Any]:
+    """The backend ``setting`` builds, as this process's backend for the block; it is
+    cleared, closed and forgotten afterwards."""
+    from drf_instcache import settings as instcache_settings
+    from drf_instcache.settings import build_backend
+
+    backend = build_backend(setting)
+    _use(backend)
+    try:
+        yield backend
+    finally:
+        instcache_settings.reset()
+        try:
+            backend.clear()
+        finally:
+            backend.close()

@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks.progress import ProgressSink
 from benchmarks.query_count import queries_of
-from benchmarks.servers import Target
+from benchmarks.servers import Target, each_target
 from benchmarks.timing import Case, Plan, measure, ratio
 
 SCENARIOS = ("save", "fk cascade", "m2m add", "m2m remove", "m2m clear")
@@ -239,25 +239,14 @@ def run(
 
     The connected receivers write to the process backend, made each target in turn.
     """
-    from benchmarks.near_layer import _use
-    from drf_instcache import settings as instcache_settings
-    from drf_instcache.settings import build_backend
+    from benchmarks.near_layer import serving
 
-    rows: list[dict[str, Any]] = []
-    for target in targets:
-        backend = build_backend(target.backend_setting(KEY_PREFIX))
-        _use(backend)
-        try:
-            for n in fan_outs(sizes):
-                rows += [{"backend": target.name, **row} for row in run_fan_out(n, plan, progress)]
-        except Exception as error:
-            if on_error is None:
-                raise
-            on_error(target, error)
-        finally:
-            instcache_settings.reset()
-            try:
-                backend.clear()
-            finally:
-                backend.close()
-    return rows
+    def measure(target: Target) -> list[dict[str, Any]]:
+        with serving(target.backend_setting(KEY_PREFIX)):
+            return [
+                {"backend": target.name, **row}
+                for n in fan_outs(sizes)
+                for row in run_fan_out(n, plan, progress)
+            ]
+
+    return each_target(targets, measure, on_error)
