@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -253,7 +254,8 @@ def test_an_instance_delete_cascading_to_its_rows_costs_the_same_for_2_and_12(ap
 @pytest.fixture
 def plain_user():
     """auth.User as it is without ``install()`` (the example installs it at start-up)."""
-    every = (*User._meta.local_managers, *User._meta.managers, User._default_manager)
+    declared = [m for b in User.__mro__ if hasattr(b, "_meta") for m in b._meta.local_managers]
+    every = (*declared, *User._meta.managers, User._default_manager)
     classes = {id(m): (m, type(m)) for m in every}
     for each, original in classes.values():
         if has_mixin(User):
@@ -323,3 +325,11 @@ def test_the_check_names_cached_models_without_the_mixin(plain_user):
 def test_the_example_installs_user():
     assert has_mixin(User)
     assert check_bulk_managers() == []
+
+
+def test_install_survives_the_registry_clearing_its_caches():
+    """A model registered later clears every model's manager copies: they are remade
+    from the declared managers (User's come from AbstractUser), which install() patched."""
+    assert has_mixin(User)
+    apps.clear_cache()
+    assert has_mixin(User)

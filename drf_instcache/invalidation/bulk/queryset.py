@@ -192,9 +192,15 @@ def install(model: type[Model]) -> None:
     :class:`InstcacheQuerySetMixin` (related managers, built from the default manager's
     class, follow). Call it once, from an ``AppConfig.ready()``. Idempotent.
     """
-    # The declared managers too: ``_meta.managers`` holds copies of them, made again
-    # whenever the app registry's caches are cleared (an INSTALLED_APPS override in tests).
-    declared = model._meta.local_managers
+    # The declared managers too (on the model and the bases it inherits them from, such
+    # as AbstractUser): ``_meta.managers`` holds copies of them, made again whenever the
+    # app registry's caches are cleared (a model registered later, e.g. in tests).
+    declared = [
+        manager
+        for base in model.__mro__
+        if hasattr(base, "_meta")
+        for manager in base._meta.local_managers
+    ]
     managers = {
         id(each): each for each in (*declared, *model._meta.managers, model._default_manager)
     }
