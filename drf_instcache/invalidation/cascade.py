@@ -272,9 +272,7 @@ write.set_replayer(_replay_refused)
 
 def _replay_stored(cache_class: type[BaseCache], rows: list[Any]) -> bool:
     """Run the outbox's refreshes as one cascade; True when the backend took them all."""
-    cache = cache_class()
-    refreshes = [Refresh(name, pk, version, update_only) for name, pk, version, update_only in rows]
-    return not cascade(cache, refreshes).unreached
+    return not cascade(cache_class(), refreshes_of(rows)).unreached
 
 
 OUTBOX.replay = _replay_stored
@@ -322,8 +320,8 @@ def _run_group(cache_class: type[BaseCache], jobs: Sequence[Job]) -> None:
     if not runs_async():
         replay_later(cache, cascade(cache, refreshes).unreached)
         return
-    _, unique = _group_for_task(refreshes, cache.versions)
-    async_task().delay(cache_class_path(cache_class), unique)
+    rows = rows_of(refreshes, cache.versions)
+    async_task().delay(cache_class_path(cache_class), rows)
 
 
 def _forget(
@@ -344,25 +342,24 @@ def _forget(
     ]
 
 
-def _group_for_task(
-    refreshes: Sequence[Refresh], versions: Sequence[str]
-) -> tuple[int, list[list[Any]]]:
-    """The refreshes as JSON-able rows for one Celery task, each entry once."""
+def rows_of(refreshes: Sequence[Refresh], versions: Sequence[str]) -> list[list[Any]]:
+    """The refreshes as JSON-able ``[model, pk, version, update_only]`` rows, each entry
+    once (what a Celery task carries)."""
     unique = {tuple(refresh.identities(versions)): refresh for refresh in refreshes}
-    rows = [
+    return [
         [each.model_name, task_pk(each.pk), each.version, each.update_only]
         for each in unique.values()
     ]
-    return len(rows), rows
+
+
+def refreshes_of(rows: Iterable[Sequence[Any]]) -> list[Refresh]:
+    """:func:`rows_of`'s rows (or the outbox's) back as refreshes."""
+    return [Refresh(str(name), pk, version, bool(only)) for name, pk, version, only in rows]
 
 
 def run_refreshes(cache: BaseCache, rows: Sequence[Sequence[Any]]) -> int:
     """Run the rows :class:`Job` sent to Celery as one cascade; return entries refreshed."""
-    refreshes = [
-        Refresh(str(name), pk, version, bool(update_only))
-        for name, pk, version, update_only in rows
-    ]
-    walked = cascade(cache, refreshes)
+    walked = cascade(cache, refreshes_of(rows))
     replay_later(cache, walked.unreached)
     return walked.refreshed
 
