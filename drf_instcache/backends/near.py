@@ -42,13 +42,17 @@ node): Cluster and Sentinel are refused with :class:`ImproperlyConfigured`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from drf_instcache.backends import reporting
 from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
+from drf_instcache.backends.markers import MARKER_HEAD
 from drf_instcache.backends.near_store import (
     OPTION,
     NearCacheConfig,
@@ -64,6 +68,7 @@ from drf_instcache.exceptions import ImproperlyConfigured
 __all__ = [
     "OPTION",
     "LeasingNearCacheBackend",
+    "NearReads",
     "NearCacheBackend",
     "NearCacheConfig",
     "NearStore",
@@ -74,6 +79,47 @@ __all__ = [
     "parse_config",
     "split_setting",
 ]
+
+
+# -- what a computation read ----------------------------------------------------------
+@dataclass
+class NearReads:
+    """The keys a computation read through a near cache, and whether all were there.
+
+    ``complete`` stays True only while every key read was found holding a value (in
+    memory or on the server) and no read failed: an answer computed from such reads is
+    announced stale by the invalidation of any of them, since Redis announces a write
+    or deletion only of a key that exists.
+    """
+
+    keys: list[str] = field(default_factory=list)
+    complete: bool = True
+
+
+_reads: ContextVar[NearReads | None] = ContextVar("drf_instcache_near_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[NearReads]:
+    """Note every key read through a near cache in this context (thread, task)."""
+    reads = NearReads()
+    token = _reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _reads.reset(token)
+
+
+def near_layer(backend: Any) -> NearCacheBackend | None:
+    """The near cache in a chain of wrappers (``.backend``), or None."""
+    layer = backend
+    for _ in range(16):
+        if isinstance(layer, NearCacheBackend):
+            return layer
+        layer = getattr(layer, "backend", None)
+        if layer is None:
+            return None
+    return None
 
 
 # -- the backend wrapper ---------------------------------------------------------------
@@ -191,10 +237,23 @@ class NearCacheBackend:
             return {}
         if self._tracking_pid != os.getpid():
             self.start_tracking()
+        reads = _reads.get()
+        if reads is not None:
+            reads.keys.extend(keys)
         found, missing, ticket = self.store.lookup(keys)
         if not missing:
             return found
-        fetched = self.backend.get_many(missing)
+        try:
+            fetched = self.backend.get_many(missing)
+        except BaseException:
+            if reads is not None:
+                reads.complete = False
+            raise
+        if reads is not None and (
+            len(fetched) < len(missing)
+            or any(value[:1] == MARKER_HEAD for value in fetched.values())
+        ):
+            reads.complete = False
         if fetched:
             hook = self.after_read
             if hook is not None:
@@ -202,6 +261,27 @@ class NearCacheBackend:
             self.store.fill(fetched, ticket)
             found.update(fetched)
         return found
+
+    # -- kept answers (see NearStore.keep_answer) -----------------------------------
+    def mark(self) -> Any:
+        """The ticket to compute an answer under (None while bypassed)."""
+        if self._tracking_pid != os.getpid():
+            self.start_tracking()
+        return self.store.mark()
+
+    def keep_answer(
+        self, key: Any, value: Any, nbytes: int, reads: NearReads, ticket: Any
+    ) -> bool:
+        """Keep an answer computed from complete ``reads`` since ``ticket``."""
+        if not reads.complete or not reads.keys:
+            return False
+        return self.store.keep_answer(key, value, nbytes, reads.keys, ticket)
+
+    def answer(self, key: Any) -> Any:
+        """A kept answer that is still valid, or None."""
+        if self._tracking_pid != os.getpid():
+            return None
+        return self.store.answer(key)
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
         if not items:

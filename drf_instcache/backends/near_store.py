@@ -27,6 +27,10 @@ DEFAULT_HEALTH_CHECK_INTERVAL = 1.0
 DEFAULT_MAX_RECONNECT_DELAY = 1.0
 RACE_LOG_SIZE = 65_536
 """Invalidated keys remembered for the read/invalidate race check."""
+PAGE_SHARE = 4
+"""Kept answers (:meth:`NearStore.keep_answer`) use at most ``max_bytes // PAGE_SHARE``."""
+PAGE_LOOKBACK = 1024
+"""Invalidations an answer's check reads through before it gives up (and recomputes)."""
 ENTRY_OVERHEAD = 240
 """Bytes accounted per entry besides the value, key and server key objects: the LRU's
 slot and link, the reverse map's slot, the entry tuple and its size (measured with
@@ -105,6 +109,17 @@ Ticket = tuple[int, int]
 """``(epoch, sequence)`` noted before a read: what :meth:`NearStore.fill` checks."""
 
 
+@dataclass(slots=True)
+class _Answer:
+    """A whole answer computed from near-cache reads (a warm list's body), and what
+    it was computed from: the server keys read, and the ticket it was last valid at."""
+
+    value: Any
+    server_keys: frozenset[str]
+    ticket: Ticket
+    size: int
+
+
 class NearStore:
     """The in-memory part: an LRU bounded by bytes, its reverse map and the race log.
 
@@ -131,7 +146,10 @@ class NearStore:
         self._epoch = 0
         self._sequence = 0
         self._log: deque[str] = deque(maxlen=RACE_LOG_SIZE)
+        self._answers: OrderedDict[Any, _Answer] = OrderedDict()
+        self._answers_size = 0
         self.hits = self.misses = self.evictions = self.invalidations = self.flushes = 0
+        self.answers_served = 0
 
     # -- reads ---------------------------------------------------------------------
     @property
@@ -196,12 +214,7 @@ class NearStore:
                 entries[key] = (value, server_key, size)
                 self._by_server_key[server_key] = key
                 self._size += size
-            while self._size > self.max_bytes:
-                _key, (_value, old_server_key, old_size) = entries.popitem(last=False)
-                del self._by_server_key[old_server_key]
-                self._size -= old_size
-                evicted += 1
-            self.evictions += evicted
+            evicted = self._evict_locked()
         if evicted:
             self._count("near_evictions", evicted)
 
@@ -239,6 +252,8 @@ class NearStore:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
+        self._answers.clear()
+        self._answers_size = 0
         self._entries.clear()
         self._by_server_key.clear()
         self._size = 0
@@ -254,11 +269,101 @@ class NearStore:
             self._live = live
             self._flush_locked()
 
+    def _evict_locked(self) -> int:
+        """Drop least recently used entries (then answers) until within the bound."""
+        evicted = 0
+        entries = self._entries
+        while self._size + self._answers_size > self.max_bytes:
+            if entries:
+                _key, (_value, old_server_key, old_size) = entries.popitem(last=False)
+                del self._by_server_key[old_server_key]
+                self._size -= old_size
+            else:
+                self._answers_size -= self._answers.popitem(last=False)[1].size
+            evicted += 1
+        self.evictions += evicted
+        return evicted
+
+    # -- kept answers ----------------------------------------------------------------
+    def mark(self) -> Ticket | None:
+        """The ticket of a computation about to read through this store (None: bypassed)."""
+        with self._lock:
+            return (self._epoch, self._sequence) if self._live else None
+
+    def keep_answer(
+        self, key: Any, value: Any, nbytes: int, read: Sequence[str], ticket: Ticket | None
+    ) -> bool:
+        """Keep ``value`` (``nbytes`` large), computed from the keys ``read`` since
+        ``ticket``, under ``key``.
+
+        Refused (False) when one of those keys was invalidated since the ticket (the
+        answer may hold an older value), or when it is too large. It is then served by
+        :meth:`answer` for as long as none of them is invalidated.
+        """
+        if ticket is None:
+            return False
+        server_keys = frozenset(self._server_keys(list(dict.fromkeys(read))))
+        size = (
+            nbytes
+            + sys.getsizeof(server_keys)
+            + sum(map(sys.getsizeof, server_keys))
+            + ENTRY_OVERHEAD
+        )
+        if size > self.max_item_bytes:
+            return False
+        evicted = 0
+        with self._lock:
+            current = self._still_valid(ticket, server_keys)
+            if current is None:
+                return False
+            old = self._answers.pop(key, None)
+            if old is not None:
+                self._answers_size -= old.size
+            self._answers[key] = _Answer(value, server_keys, current, size)
+            self._answers_size += size
+            while self._answers_size > self.max_bytes // PAGE_SHARE:
+                self._answers_size -= self._answers.popitem(last=False)[1].size
+                evicted += 1
+            self.evictions += evicted
+            evicted += self._evict_locked()
+        if evicted:
+            self._count("near_evictions", evicted)
+        return True
+
+    def answer(self, key: Any) -> Any:
+        """A kept answer none of whose keys was invalidated since it was computed."""
+        with self._lock:
+            kept = self._answers.get(key)
+            if kept is None:
+                return None
+            current = self._still_valid(kept.ticket, kept.server_keys)
+            if current is None:
+                self._answers_size -= self._answers.pop(key).size
+                return None
+            kept.ticket = current
+            self._answers.move_to_end(key)
+            self.answers_served += 1
+        self._count("near_answers", 1)
+        return kept.value
+
+    def _still_valid(self, ticket: Ticket, server_keys: frozenset[str]) -> Ticket | None:
+        """The current ticket if no key of ``server_keys`` was invalidated since ``ticket``."""
+        epoch, sequence = ticket
+        if not self._live or epoch != self._epoch:
+            return None
+        behind = self._sequence - sequence
+        if behind:
+            if behind > PAGE_LOOKBACK or behind > len(self._log):
+                return None
+            if not server_keys.isdisjoint(islice(reversed(self._log), behind)):
+                return None
+        return (self._epoch, self._sequence)
+
     # -- introspection -------------------------------------------------------------
     @property
     def size(self) -> int:
-        """Accounted bytes of every entry (at most :attr:`max_bytes`)."""
-        return self._size
+        """Accounted bytes of every entry and kept answer (at most :attr:`max_bytes`)."""
+        return self._size + self._answers_size
 
     def keys(self) -> list[str]:
         """The keys held, least recently used first."""
@@ -273,7 +378,9 @@ class NearStore:
             return {
                 "live": self._live,
                 "entries": len(self._entries),
-                "bytes": self._size,
+                "answers": len(self._answers),
+                "answers_served": self.answers_served,
+                "bytes": self._size + self._answers_size,
                 "max_bytes": self.max_bytes,
                 "hits": self.hits,
                 "misses": self.misses,

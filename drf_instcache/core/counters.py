@@ -37,6 +37,7 @@ COUNTERS = (
     "near_evictions",  # near-cache entries dropped to stay within MAX_BYTES
     "near_invalidations",  # keys named by Redis invalidation messages
     "near_flushes",  # times the near cache was emptied (connection lost or back, clear)
+    "near_answers",  # warm list bodies served whole from the near cache
 )
 """Every counter, in display order."""
 

@@ -37,7 +37,9 @@ from rest_framework.settings import api_settings
 
 from drf_instcache.drf.actions import FastAction
 from drf_instcache.exceptions import ImproperlyConfigured
-from drf_instcache.fastpath import fetch, listqueries, plans
+from drf_instcache.backends import near
+from drf_instcache.core import counters
+from drf_instcache.fastpath import answers, fetch, listqueries, plans
 from drf_instcache.fastpath.fastjson import (
     RenderedItems,
     RenderedObject,
@@ -205,12 +207,17 @@ def _caches_list_queries(view: Any) -> bool:
     return listqueries.enabled() if choice is None else bool(choice) and listqueries.enabled()
 
 
-def _keys(view: Any, queryset: QuerySet, backend: Any) -> Any:
-    """The page's key query: a queryset, or its cached results (list query caching)."""
+def _description(view: Any, queryset: QuerySet, backend: Any) -> listqueries.ListQuery | None:
+    """The identity of the page's key query when its results are cached, else None."""
     if backend is not None and _caches_list_queries(view):
-        description = listqueries.describe(queryset)
-        if description is not None:
-            return listqueries.CachedKeys(queryset, description, backend)
+        return listqueries.describe(queryset)
+    return None
+
+
+def _keys(queryset: QuerySet, backend: Any, description: listqueries.ListQuery | None) -> Any:
+    """The page's key query: a queryset, or its cached results (list query caching)."""
+    if description is not None:
+        return listqueries.CachedKeys(queryset, description, backend)
     return queryset.values_list("pk", flat=True)
 
 
@@ -274,6 +281,7 @@ def _page_pks(
     queryset: QuerySet,
     backend: Any = None,
     plan: plans.RenderedPlan | None = None,
+    description: listqueries.ListQuery | None = None,
 ) -> _Listing:
     """The primary keys of the page the request asks for (all of them, unpaginated),
     whether the view paginated them, and the entries read ahead with cached lists."""
@@ -287,7 +295,7 @@ def _page_pks(
         if rows is None:
             return _Listing(list(queryset.values_list("pk", flat=True)), False)
         return _Listing([row["pk"] for row in rows], True)
-    keys = _keys(view, queryset, backend)
+    keys = _keys(queryset, backend, description)
     cached = isinstance(keys, listqueries.CachedKeys)
     rows = None
     preread = None
@@ -345,16 +353,44 @@ def _read_ahead_keys(plan: plans.RenderedPlan, guessed: list[Any]) -> dict[str, 
 
 def list_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any) -> Response:
     """``list`` from rendered entries: count and page keys from the database (or the
-    list query cache), bodies from the rendered entries; plain DRF where it cannot."""
+    list query cache), bodies from the rendered entries; plain DRF where it cannot.
+    With the near cache, a warm body is kept whole (:mod:`drf_instcache.fastpath.answers`).
+    """
     plan = usable_plan(view, request)
     queryset = filtered_queryset(view, plan) if plan is not None else None
     if plan is None or queryset is None:
         return plain(request, *args, **kwargs)
     core = view.get_cache()
     backend = core.backend
+    description = _description(view, queryset, backend)
+    if description is None or _overrides(type(view), "list") or fetch.settle(core):
+        return _list(view, request, core, plan, queryset, description)
+    variant = variant_of(view, request, plan)
+    window = _expected_window(view.paginator, request) if view.paginator is not None else None
+    kept = answers.attempt(
+        view, request, backend, plan.prefix, description.digest, window, variant, plan.model_name
+    )
+    if kept is None:
+        return _list(view, request, core, plan, queryset, description)
+    if isinstance(kept, bytes):
+        return Response(RenderedObject(kept))
+    with near.recording_reads() as reads, counters.tracking() as counts:
+        response = _list(view, request, core, plan, queryset, description)
+    return answers.keep(kept, reads, counts, view, response)
+
+
+def _list(
+    view: Any,
+    request: Any,
+    core: Any,
+    plan: plans.RenderedPlan,
+    queryset: QuerySet,
+    description: listqueries.ListQuery | None,
+) -> Response:
+    """The list read through the entries: page keys, one fetch, the envelope."""
     if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
         queryset = queryset.prefetch_related(None)
-    listing = _page_pks(view, queryset, backend, plan)
+    listing = _page_pks(view, queryset, core.backend, plan, description)
     found = fetch.fetch(
         core,
         plan,

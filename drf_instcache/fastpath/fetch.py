@@ -47,6 +47,12 @@ class Preread:
     found: Mapping[str, bytes]
 
 
+def settle(core: BaseCache) -> bool:
+    """Apply pending invalidations before a read; True when some were (or still are)."""
+    backend = core.backend
+    return backend is not None and Store(backend, core.timeout, warn_unavailable).settle()
+
+
 def read_ahead_keys(plan: RenderedPlan, pks: Iterable[Any]) -> dict[str, str]:
     """``{key: pk}`` of the entries of ``pks``, for reading ahead; empty for plans that
     vary per request (their keys need the variant's token first)."""

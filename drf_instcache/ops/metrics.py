@@ -85,6 +85,7 @@ DESCRIPTIONS = {
     "near_evictions": "Near-cache entries dropped to stay within MAX_BYTES.",
     "near_invalidations": "Keys named by Redis invalidation messages.",
     "near_flushes": "Times the near cache was emptied.",
+    "near_answers": "Warm list bodies served whole from the near cache.",
 }
 
 

@@ -12,6 +12,7 @@ production, and a rolled-back transaction can be observed to change nothing.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,25 @@ BACKENDS = ("locmem", "disk", "redis", "memcached")
 
 every_backend = pytest.mark.parametrize("instcache_backend", BACKENDS, indirect=True)
 """Run a test once per backend configuration."""
+
+NEAR = "redis-near"
+"""Redis with the near cache in front (``OPTIONS["NEAR_CACHE"]``), tracking up."""
+NEAR_DEADLINE = 10.0
+
+
+def wait_for_near_cache() -> None:
+    """Build the process backend and wait (bounded) until its near cache serves from
+    memory, so the test's reads really go through it."""
+    from drf_instcache.backends.near import near_layer
+
+    layer = near_layer(instcache_settings.get_backend())
+    assert layer is not None, "the near cache is not in the backend chain"
+    layer.start_tracking()
+    end = time.monotonic() + NEAR_DEADLINE
+    while not layer.store.live:
+        if time.monotonic() > end:
+            raise AssertionError(f"near cache tracking not up after {NEAR_DEADLINE}s")
+        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -64,7 +84,15 @@ def cache_namespace(
 ) -> Iterator[str]:
     """Point ``DRF_INSTCACHE_BACKEND`` at a fresh namespace of the chosen backend."""
     prefix = f"api{uuid.uuid4().hex[:12]}"
-    settings.DRF_INSTCACHE_BACKEND = _backend_url(request, instcache_backend, prefix)
+    if instcache_backend == NEAR:
+        settings.DRF_INSTCACHE_BACKEND = {
+            "BACKEND": request.getfixturevalue("redis_server").url,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {"NEAR_CACHE": {"MAX_BYTES": 16 * 2**20, "HEALTH_CHECK_INTERVAL": 0.5}},
+        }
+        wait_for_near_cache()
+    else:
+        settings.DRF_INSTCACHE_BACKEND = _backend_url(request, instcache_backend, prefix)
     yield prefix
     if instcache_settings.enabled():
         instcache_settings.get_backend().clear()

@@ -16,6 +16,7 @@ import pytest
 from django.core.cache import cache as django_cache
 
 from tests.api.conftest import (  # noqa: F401  (fixtures)
+    NEAR,
     api,
     cache_namespace,
     disk_cache_directory,
@@ -28,10 +29,17 @@ LEVELS = ("instance", "fast", "fast-lists")
 """Instance mode; the fast path; the fast path with cached list queries."""
 BACKENDS = ("locmem", "redis")
 
+COMBINATIONS = [
+    *((level, backend) for level in LEVELS for backend in BACKENDS),
+    ("fast-lists", NEAR),
+]
+"""Every level on every backend, and cached list queries over the near cache (where
+warm list bodies are kept whole: :mod:`drf_instcache.fastpath.answers`)."""
+
 every_level = pytest.mark.parametrize(
     ("level", "instcache_backend"),
-    [(level, backend) for level in LEVELS for backend in BACKENDS],
-    ids=[f"{level}-{backend}" for level in LEVELS for backend in BACKENDS],
+    COMBINATIONS,
+    ids=[f"{level}-{backend}" for level, backend in COMBINATIONS],
     indirect=True,
 )
 """Run a test once per level and backend."""
