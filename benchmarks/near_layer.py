@@ -40,6 +40,7 @@ POLL_SLEEP = 0.0001
 LIST_PATH = "/api/fast/questions/?page=1"
 WHOLE_LIST_PATH = "/api/whole/questions/?page=1"
 FLOOR_PATH = "/api/floor/"
+RETRIEVE_FLOOR_PATH = "/api/floor/retrieve/"
 
 
 def steps(plan: Plan) -> int:
@@ -131,7 +132,7 @@ def run(
     progress: ProgressSink,
     on_error: Callable[[Target | str, BaseException], None] | None = None,
 ) -> dict[str, Any]:
-    from benchmarks.views import FloorView
+    from benchmarks.views import FloorView, RetrieveFloorView
 
     target = next((t for t in targets if t.name == "redis"), None)
     if target is None:
@@ -165,6 +166,9 @@ def run(
         FloorView.body = b"x" * len(list_body)
         calls["floor"] = driver.call(FLOOR_PATH)
         calls["floor"].checked()  # type: ignore[attr-defined]
+        RetrieveFloorView.body = b"x" * len(retrieve_body)
+        calls["floor_retrieve"] = driver.call(RETRIEVE_FLOOR_PATH)
+        calls["floor_retrieve"].checked()  # type: ignore[attr-defined]
 
         def on(backend: Any, call: Callable[[], bytes]) -> Case:
             return Case(lambda: (_use(backend), call()))
@@ -186,6 +190,7 @@ def run(
                 "near_retrieve": on(near, calls["retrieve"]),
                 "redis_retrieve": on(plain, calls["retrieve"]),
                 "whole_retrieve": on(plain, calls["whole_retrieve"]),
+                "floor_retrieve": on(plain, calls["floor_retrieve"]),
             },
             plan,
             tick=progress.step,
@@ -208,6 +213,12 @@ def run(
                 ).to_json(),
                 "redis_retrieve/near_retrieve": ratio(
                     retrieves["redis_retrieve"], retrieves["near_retrieve"]
+                ).to_json(),
+                "near_retrieve/floor_retrieve": ratio(
+                    retrieves["near_retrieve"], retrieves["floor_retrieve"]
+                ).to_json(),
+                "whole_retrieve/floor_retrieve": ratio(
+                    retrieves["whole_retrieve"], retrieves["floor_retrieve"]
                 ).to_json(),
             },
             "near_stats": near_stats,

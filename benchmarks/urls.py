@@ -13,7 +13,12 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from benchmarks.views import FloorView, LiveListsQuestionViewSet, WholeResponseQuestionViewSet
+from benchmarks.views import (
+    FloorView,
+    LiveListsQuestionViewSet,
+    RetrieveFloorView,
+    WholeResponseQuestionViewSet,
+)
 from example.urls import urlpatterns as example_urlpatterns
 
 whole = SimpleRouter()
@@ -23,6 +28,7 @@ live.register("questions", LiveListsQuestionViewSet, basename="fast-live-questio
 
 urlpatterns = [
     path("api/floor/", FloorView.as_view(), name="floor"),
+    path("api/floor/retrieve/", RetrieveFloorView.as_view(), name="floor-retrieve"),
     path("api/whole/", include(whole.urls)),
     path("api/fast-live/", include(live.urls)),
     *example_urlpatterns,

@@ -75,3 +75,9 @@ class FloorView(APIView):
 
     def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
         return HttpResponse(self.body, content_type="application/json")
+
+
+class RetrieveFloorView(FloorView):
+    """The floor at the warm retrieve body's size (the harness sets :attr:`body`)."""
+
+    body = b"{}"

@@ -68,15 +68,17 @@ from drf_instcache.exceptions import ImproperlyConfigured
 __all__ = [
     "OPTION",
     "LeasingNearCacheBackend",
-    "NearReads",
     "NearCacheBackend",
     "NearCacheConfig",
+    "NearReads",
     "NearStore",
     "RedisTracking",
     "TrackingLost",
     "entry_size",
     "find_redis_adapter",
+    "near_layer",
     "parse_config",
+    "recording_reads",
     "split_setting",
 ]
 
@@ -269,9 +271,7 @@ class NearCacheBackend:
             self.start_tracking()
         return self.store.mark()
 
-    def keep_answer(
-        self, key: Any, value: Any, nbytes: int, reads: NearReads, ticket: Any
-    ) -> bool:
+    def keep_answer(self, key: Any, value: Any, nbytes: int, reads: NearReads, ticket: Any) -> bool:
         """Keep an answer computed from complete ``reads`` since ``ticket``."""
         if not reads.complete or not reads.keys:
             return False

@@ -13,32 +13,28 @@ with the cached bytes joined into it (:mod:`drf_instcache.fastjson`); other rend
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.paginator import Page
-from django.core.paginator import Paginator as DjangoPaginator
 from django.db.models import Manager, QuerySet
 from django.http import Http404
 from django.urls import get_script_prefix
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import (
     CursorPagination,
-    LimitOffsetPagination,
     PageNumberPagination,
 )
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from drf_instcache.drf.actions import FastAction
-from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.backends import near
 from drf_instcache.core import counters
+from drf_instcache.drf import paging
+from drf_instcache.drf.actions import FastAction
+from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.fastpath import answers, fetch, listqueries, plans
 from drf_instcache.fastpath.fastjson import (
     RenderedItems,
@@ -221,52 +217,6 @@ def _keys(queryset: QuerySet, backend: Any, description: listqueries.ListQuery |
     return queryset.values_list("pk", flat=True)
 
 
-def _expected_window(paginator: Any, request: Any) -> tuple[int, int] | None:
-    """The slice DRF's paginators will take for this request, known before the count."""
-    if isinstance(paginator, PageNumberPagination):
-        size = paginator.get_page_size(request)
-        number = request.query_params.get(paginator.page_query_param) or 1
-        if not size or number in paginator.last_page_strings:
-            return None
-        try:
-            number = int(number)
-        except (TypeError, ValueError):
-            return None
-        return ((number - 1) * size, number * size) if number > 0 else None
-    if isinstance(paginator, LimitOffsetPagination):
-        limit = paginator.get_limit(request)
-        if limit is None:
-            return None
-        offset = paginator.get_offset(request)
-        return (offset, offset + limit)
-    return None
-
-
-class _ListedPage(Page):
-    """A Django page iterated as the list it holds.
-
-    DRF's page-number paginator returns ``list(page)``; Django's ``Page`` would fetch
-    the rows one index at a time, a Python call per key (100 on a full page).
-    """
-
-    def __iter__(self) -> Iterator[Any]:
-        if not isinstance(self.object_list, list):
-            self.object_list = list(self.object_list)
-        return iter(self.object_list)
-
-
-@functools.cache
-def _listing(paginator_class: type[DjangoPaginator]) -> type[DjangoPaginator]:
-    """``paginator_class`` making :class:`_ListedPage` pages (unless it makes its own)."""
-    if paginator_class._get_page is not DjangoPaginator._get_page:  # type: ignore[attr-defined]
-        return paginator_class
-    return type(
-        paginator_class.__name__,
-        (paginator_class,),
-        {"_get_page": lambda self, *args, **kwargs: _ListedPage(*args, **kwargs)},
-    )
-
-
 @dataclass
 class _Listing:
     """The page a list request shows: its keys, and what was read of their entries."""
@@ -300,10 +250,10 @@ def _page_pks(
     rows = None
     preread = None
     if isinstance(paginator, PageNumberPagination):  # this view's own instance
-        paginator.django_paginator_class = _listing(paginator.django_paginator_class)
+        paginator.django_paginator_class = paging.listing(paginator.django_paginator_class)
     if paginator is not None:
         if cached:
-            window = _expected_window(paginator, view.request)
+            window = paging.expected_window(paginator, view.request)
             preread = _read_ahead(keys, plan, count=True, window=window)
         rows = view.paginate_queryset(keys)
     paginated = rows is not None
@@ -366,7 +316,7 @@ def list_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any
     if description is None or _overrides(type(view), "list") or fetch.settle(core):
         return _list(view, request, core, plan, queryset, description)
     variant = variant_of(view, request, plan)
-    window = _expected_window(view.paginator, request) if view.paginator is not None else None
+    window = paging.expected_window(view.paginator, request) if view.paginator is not None else None
     kept = answers.attempt(
         view, request, backend, plan.prefix, description.digest, window, variant, plan.model_name
     )

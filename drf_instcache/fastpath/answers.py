@@ -22,12 +22,12 @@ context is, no body is kept (they may put anything in it).
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.paginator import Paginator as DjangoPaginator
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 from rest_framework.views import APIView
@@ -70,21 +70,34 @@ class Attempt:
     model_name: str
 
 
-@functools.cache
+_drfs: dict[type, bool] = {}
+"""Per paginator and view class: whether it uses DRF's own envelope code (found once)."""
+
+
 def _paginator_is_drfs(paginator_class: type) -> bool:
     """Whether a paginator builds its envelope with DRF's own code only."""
-    for base, names in _PAGINATOR_METHODS.items():
-        if issubclass(paginator_class, base):
-            return all(getattr(paginator_class, name) is getattr(base, name) for name in names)
-    return False
+    known = _drfs.get(paginator_class)
+    if known is None:
+        known = _drfs[paginator_class] = (
+            any(
+                issubclass(paginator_class, base)
+                and all(getattr(paginator_class, name) is getattr(base, name) for name in names)
+                for base, names in _PAGINATOR_METHODS.items()
+            )
+            and getattr(paginator_class, "django_paginator_class", DjangoPaginator)
+            is DjangoPaginator
+        )
+    return known
 
 
-@functools.cache
 def _view_is_drfs(view_class: type) -> bool:
     """Whether the view leaves DRF's pagination calls and renderer context alone."""
-    return all(
-        getattr(view_class, name) is getattr(base, name) for name, base in _VIEW_METHODS.items()
-    )
+    known = _drfs.get(view_class)
+    if known is None:
+        known = _drfs[view_class] = all(
+            getattr(view_class, name) is getattr(base, name) for name, base in _VIEW_METHODS.items()
+        )
+    return known
 
 
 def _link_inputs(request: Any) -> tuple[Any, ...]:

@@ -159,9 +159,7 @@ def test_a_write_by_another_process_is_never_served_once_announced(
     assert answer == plain(api)
 
 
-def test_an_invalidation_arriving_while_the_body_is_computed_keeps_nothing(
-    api, redis_server
-):
+def test_an_invalidation_arriving_while_the_body_is_computed_keeps_nothing(api, redis_server):
     make_polls(questions=30)
     first, whole, _ = get(api)
     layer = near()
