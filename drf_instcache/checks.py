@@ -162,6 +162,39 @@ def check_cache_enabled_setting() -> list[Warning]:
     return []
 
 
+_OPS_SETTINGS = {
+    "DRF_INSTCACHE_PROMETHEUS": ("prometheus_client", "drf-instcache[prometheus]"),
+    "DRF_INSTCACHE_TRACING": ("opentelemetry", "drf-instcache[opentelemetry]"),
+}
+"""Operations switches: the library each needs, and what to install for it."""
+
+
+def check_ops_settings() -> list[Warning]:
+    """``DRF_INSTCACHE_PROMETHEUS``/``_TRACING`` are booleans; True needs their library."""
+    messages: list[Warning] = []
+    for name, (module, install) in _OPS_SETTINGS.items():
+        value = getattr(django_settings, name, None)
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            messages.append(
+                Warning(
+                    f"{name} is {value!r}; it is read as {bool(value)}.",
+                    hint="Set it to True or False.",
+                    id="drf_instcache.W002",
+                )
+            )
+        elif value and importlib.util.find_spec(module) is None:
+            messages.append(
+                Warning(
+                    f"{name} is True, but {module} is not installed: nothing is reported.",
+                    hint=f"pip install {install!r}, or remove the setting.",
+                    id="drf_instcache.W003",
+                )
+            )
+    return messages
+
+
 def check_outbox_setting() -> list[Error]:
     """``DRF_INSTCACHE_OUTBOX`` must be None or ``{"CHECK_INTERVAL": seconds}``."""
     try:
@@ -193,6 +226,7 @@ EVERY_CHECK: tuple[Callable[[], Iterable[Any]], ...] = (
     check_cascade_setting,
     check_outbox_setting,
     check_cache_enabled_setting,
+    check_ops_settings,
     shared_stats.check_settings,  # DRF_INSTCACHE_DEBUG_HEADERS, _STATS_FLUSH_INTERVAL
     discovery.check_settings,  # DRF_INSTCACHE_CACHE_CLASSES
     check_connected_cache_classes,  # what signals.connect() was given

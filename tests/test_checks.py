@@ -80,3 +80,17 @@ def test_a_connected_cache_class_with_an_unknown_cascade_policy_fails(settings):
             run_check()
     finally:
         signals.disconnect(Misconfigured)
+
+
+@pytest.mark.parametrize("name", ["DRF_INSTCACHE_PROMETHEUS", "DRF_INSTCACHE_TRACING"])
+def test_operations_switches_must_be_booleans(settings, name):
+    from drf_instcache.checks import check_ops_settings
+
+    setattr(settings, name, "no")
+    messages = check_ops_settings()
+    assert [m.id for m in messages] == ["drf_instcache.W002"]
+    assert "read as True" in messages[0].msg
+    setattr(settings, name, False)
+    assert check_ops_settings() == []
+    setattr(settings, name, True)  # the test environment has both libraries
+    assert check_ops_settings() == []

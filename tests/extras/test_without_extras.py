@@ -150,6 +150,18 @@ def test_check_names_the_extra_each_setting_needs(tmp_path: Path) -> None:
                 found = [m for m in checks.run_checks() if m.is_serious()]
             hints = " ".join(f"{m.msg} {m.hint}" for m in found)
             assert f"drf-instcache[{extra}]" in hints, (extra, hints)
+        # Metrics and spans asked for explicitly, their library missing: a warning each.
+        wanted = {
+            "prometheus": {"DRF_INSTCACHE_PROMETHEUS": True},
+            "opentelemetry": {"DRF_INSTCACHE_TRACING": True},
+        }
+        for extra, overrides in wanted.items():
+            with override_settings(**overrides):
+                found = [m for m in checks.run_checks() if m.id == "drf_instcache.W003"]
+            hints = " ".join(f"{m.msg} {m.hint}" for m in found)
+            assert f"drf-instcache[{extra}]" in hints, (extra, hints)
+        with override_settings(DRF_INSTCACHE_PROMETHEUS=False, DRF_INSTCACHE_TRACING=False):
+            assert not [m for m in checks.run_checks() if m.id == "drf_instcache.W003"]
         print("ok")
         """,
         tmp_path,
