@@ -121,6 +121,38 @@ def supports_leases(backend: object) -> bool:
     return answer
 
 
+_claiming_types: dict[type, bool] = {}
+
+
+def claims_natively(backend: object) -> bool:
+    """Whether ``backend``'s class has its own ``get_many_claiming`` (remembered per class,
+    as :func:`supports_leases` is: wrappers forward unknown attributes, the class tells)."""
+    kind = type(backend)
+    answer = _claiming_types.get(kind)
+    if answer is None:
+        answer = _claiming_types[kind] = callable(getattr(kind, "get_many_claiming", None))
+    return answer
+
+
+def get_many_claiming(
+    backend: LeasingBackend, keys: Sequence[str], lease: bytes, timeout: float | None
+) -> tuple[dict[str, bytes], list[str]]:
+    """Read ``keys`` and put ``lease`` (living ``timeout`` seconds) on each one found empty.
+
+    Returns what was found (as ``get_many``) and the keys the lease was put on. A cold
+    read-through needs both, and a backend that can do them in one round trip (a Redis
+    script) offers ``get_many_claiming`` itself; any other leasing backend gets
+    ``get_many`` followed by ``add_many`` of the empty keys, which is what the core did
+    before (two round trips; a key someone else claimed in between is simply not won).
+    """
+    if claims_natively(backend):
+        return backend.get_many_claiming(keys, lease, timeout)  # type: ignore[attr-defined, no-any-return]
+    found = backend.get_many(keys)
+    empty = [key for key in keys if key not in found]
+    won = backend.add_many(dict.fromkeys(empty, lease), timeout=timeout) if empty else []
+    return found, won
+
+
 class BaseBackend:
     """Shared plumbing for adapters: namespacing, timeouts, size limits, error mapping.
 

@@ -26,7 +26,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
+from drf_instcache.backends.base import (
+    Backend,
+    LeasingBackend,
+    get_many_claiming,
+    supports_leases,
+)
 from drf_instcache.exceptions import BackendUnavailable
 
 logger = logging.getLogger(__name__)
@@ -226,3 +231,10 @@ class LeasingCircuitBreakerBackend(CircuitBreakerBackend):
         if not items:
             return []
         return self._call(lambda: self.backend.compare_and_set_many(items, timeout))
+
+    def get_many_claiming(
+        self, keys: Sequence[str], lease: bytes, timeout: float | None
+    ) -> tuple[dict[str, bytes], list[str]]:
+        if not keys:
+            return {}, []
+        return self._call(lambda: get_many_claiming(self.backend, keys, lease, timeout))
