@@ -121,17 +121,22 @@ def supports_leases(backend: object) -> bool:
     return answer
 
 
-_claiming_types: dict[type, bool] = {}
+_native_methods: dict[tuple[type, str], bool] = {}
+
+
+def _has_own(backend: object, name: str) -> bool:
+    """Whether ``backend``'s class defines ``name`` (remembered per class, as
+    :func:`supports_leases` is: wrappers forward unknown attributes, the class tells)."""
+    memo_key = (type(backend), name)
+    answer = _native_methods.get(memo_key)
+    if answer is None:
+        answer = _native_methods[memo_key] = callable(getattr(type(backend), name, None))
+    return answer
 
 
 def claims_natively(backend: object) -> bool:
-    """Whether ``backend``'s class has its own ``get_many_claiming`` (remembered per class,
-    as :func:`supports_leases` is: wrappers forward unknown attributes, the class tells)."""
-    kind = type(backend)
-    answer = _claiming_types.get(kind)
-    if answer is None:
-        answer = _claiming_types[kind] = callable(getattr(kind, "get_many_claiming", None))
-    return answer
+    """Whether ``backend`` has its own ``get_many_claiming``."""
+    return _has_own(backend, "get_many_claiming")
 
 
 def get_many_claiming(
@@ -151,6 +156,22 @@ def get_many_claiming(
     empty = [key for key in keys if key not in found]
     won = backend.add_many(dict.fromkeys(empty, lease), timeout=timeout) if empty else []
     return found, won
+
+
+def fill_many(
+    backend: LeasingBackend, lease: bytes, items: Mapping[str, bytes], timeout: float | None
+) -> list[str]:
+    """Store each item whose key still holds ``lease``; return the keys stored.
+
+    A read's fill: every key it claimed holds the same lease, so a backend that offers
+    ``fill_many`` itself (Redis: one script, the lease sent once) does it cheaper than
+    ``compare_and_set_many`` with a pair per key, which is the fallback.
+    """
+    if _has_own(backend, "fill_many"):
+        return backend.fill_many(lease, items, timeout)  # type: ignore[attr-defined, no-any-return]
+    return backend.compare_and_set_many(
+        {key: (lease, value) for key, value in items.items()}, timeout
+    )
 
 
 class BaseBackend:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
+    fill_many,
     get_many_claiming,
     supports_leases,
 )
@@ -238,3 +239,10 @@ class LeasingCircuitBreakerBackend(CircuitBreakerBackend):
         if not keys:
             return {}, []
         return self._call(lambda: get_many_claiming(self.backend, keys, lease, timeout))
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        if not items:
+            return []
+        return self._call(lambda: fill_many(self.backend, lease, items, timeout))

@@ -34,6 +34,7 @@ from typing import Any
 from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
+    fill_many,
     get_many_claiming,
     supports_leases,
 )
@@ -240,3 +241,9 @@ class LeasingCompressedBackend(CompressedBackend):
         """A lease is a marker, stored as is (as ``add_many`` stores it uncompressed)."""
         found, won = get_many_claiming(self.backend, keys, lease, timeout)
         return self._read(found), won
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        """The lease is a marker, compared as stored; the values are written compressed."""
+        return fill_many(self.backend, lease, self._stored(items), timeout)

@@ -65,19 +65,23 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
-from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 from drf_instcache.backends.base import BaseBackend
+from drf_instcache.backends.redis_locations import (
+    cluster_startup_nodes,
+    redacted,
+)
 from drf_instcache.backends.redis_scripts import (
     ADD_MANY_SCRIPT,
     COMPARE_AND_SET_MANY_SCRIPT,
     COMPARE_AND_SET_SCRIPT,
+    FILL_MANY_SCRIPT,
     GET_MANY_CLAIMING_SCRIPT,
 )
 from drf_instcache.exceptions import ImproperlyConfigured
@@ -88,7 +92,6 @@ DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.5
 DEFAULT_RETRIES = 0
 DEFAULT_HEALTH_CHECK_INTERVAL = 0.0
 DEFAULT_CLEAR_BATCH_SIZE = 1000
-DEFAULT_CLUSTER_PORT = 6379
 
 _OPTION_NAMES = frozenset(
     {
@@ -115,73 +118,6 @@ def _expiry(milliseconds: int | None) -> bytes:
 def glob_escape(text: str) -> str:
     """Escape ``text`` so a Redis MATCH pattern treats it literally."""
     return "".join(f"\\{char}" if char in _GLOB_SPECIALS else char for char in text)
-
-
-def _parse_node(entry: str) -> tuple[str, int, str | None, str | None]:
-    """Split ``[user:password@]host[:port]`` into host, port, username, password."""
-    username = password = None
-    if "@" in entry:
-        credentials, _, entry = entry.rpartition("@")
-        user, sep, secret = credentials.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if sep else None
-    host, sep, port = entry.rpartition(":")
-    if not sep or entry.endswith("]"):
-        host, port = entry, str(DEFAULT_CLUSTER_PORT)
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ImproperlyConfigured(
-            f"RedisBackend cluster node {entry!r} is not host:port with a port 1-65535"
-        )
-    return host, int(port), username, password
-
-
-def cluster_startup_nodes(location: Any) -> tuple[list[ClusterNode], dict[str, str]]:
-    """Turn a cluster location into startup nodes and the credentials found in it.
-
-    Accepts a list of ``host:port`` strings, or one string of comma-separated nodes,
-    optionally written as a ``redis://`` or ``redis+cluster://`` URL.
-    """
-    if isinstance(location, str):
-        text = location.split("?", 1)[0]
-        if "://" in text:
-            text = text.split("://", 1)[1]
-        text = text.split("/", 1)[0]
-        entries = text.split(",")
-    elif isinstance(location, list | tuple):
-        entries = [str(entry) for entry in location]
-    else:
-        raise ImproperlyConfigured(
-            "RedisBackend cluster LOCATION must be a list of 'host:port' strings or "
-            f"'host:port,host:port', not {location!r}"
-        )
-    nodes: list[ClusterNode] = []
-    credentials: dict[str, str] = {}
-    for entry in entries:
-        entry = entry.strip()
-        if "://" in entry:
-            entry = entry.split("://", 1)[1].split("/", 1)[0]
-        if not entry:
-            raise ImproperlyConfigured(
-                f"RedisBackend cluster LOCATION {location!r} has an empty node"
-            )
-        host, port, username, password = _parse_node(entry)
-        if username and "username" not in credentials:
-            credentials["username"] = username
-        if password and "password" not in credentials:
-            credentials["password"] = password
-        nodes.append(ClusterNode(host, port))
-    return nodes, credentials
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for messages and ``repr``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 class RedisBackend(BaseBackend):
@@ -249,7 +185,7 @@ class RedisBackend(BaseBackend):
             return redis.Redis.from_url(self.location, **self._client_kwargs)
         except ValueError as error:
             raise ImproperlyConfigured(
-                f"RedisBackend LOCATION {_redacted(self.location)!r}: {error}"
+                f"RedisBackend LOCATION {redacted(self.location)!r}: {error}"
             ) from error
 
     def _connection_kwargs(self) -> dict[str, Any]:
@@ -287,7 +223,7 @@ class RedisBackend(BaseBackend):
             nodes = ",".join(f"{node.host}:{node.port}" for node in self._startup_nodes)
             where = f"cluster {nodes}"
         else:
-            where = _redacted(str(self.location))
+            where = redacted(str(self.location))
         return f"{where} (prefix {self.key_prefix!r})"
 
     # -- protocol ---------------------------------------------------------------------
@@ -374,6 +310,27 @@ class RedisBackend(BaseBackend):
             else:
                 found[mapping[server_key]] = value
         return found, won
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        """Store each item whose key holds exactly ``lease``: one script, the lease sent
+        once (on a cluster, ``compare_and_set_many``)."""
+        if self.cluster:
+            return self.compare_and_set_many({k: (lease, v) for k, v in items.items()}, timeout)
+        if not isinstance(lease, bytes):
+            raise TypeError(f"a lease must be bytes, not {type(lease).__name__}")
+
+        def fill(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
+            keys = list(fitting)
+            won = self._run_script(
+                FILL_MANY_SCRIPT,
+                [self.server_key(key) for key in keys],
+                [_expiry(self._milliseconds(lifetime)), lease, *fitting.values()],
+            )
+            return [keys[position - 1] for position in won]
+
+        return self.conditional_write("fill_many", items, timeout, fill)
 
     def _run_script(self, script: str, keys: list[str], args: list[Any]) -> list[int]:
         """EVAL of one of our batch scripts: one command for the whole batch.

@@ -78,3 +78,33 @@ return stored
 """
 """KEYS = the keys; ARGV = lifetime in ms ('' for none), then expected and new bytes per
 key. Returns the (1-based) positions of the keys it swapped."""
+
+FILL_MANY_SCRIPT = """
+local current = {}
+local count = #KEYS
+local first = 1
+while first <= count do
+  local last = math.min(first + 999, count)
+  local part = redis.call('MGET', unpack(KEYS, first, last))
+  for i = 1, #part do
+    current[first + i - 1] = part[i]
+  end
+  first = last + 1
+end
+local stored = {}
+for i = 1, count do
+  if current[i] == ARGV[2] then
+    if ARGV[1] == '' then
+      redis.call('SET', KEYS[i], ARGV[i + 2])
+    else
+      redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[1])
+    end
+    stored[#stored + 1] = i
+  end
+end
+return stored
+"""
+"""KEYS = the keys; ARGV = lifetime in ms ('' for none), the lease, then one value per
+key. Stores each value where the key holds exactly the lease (one read's fill: its keys
+share one lease, so it travels once, and one MGET replaces a GET per key). Returns the
+(1-based) positions of the keys it stored."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
+    fill_many,
     get_many_claiming,
     supports_leases,
 )
@@ -188,8 +189,14 @@ class Store:
         if not items:
             return
         leasing: LeasingBackend = self.backend  # type: ignore[assignment]
+        leases = {expected for expected, _ in items.values()}
         try:
-            stored = leasing.compare_and_set_many(items, timeout=self.timeout)
+            if len(leases) == 1:  # one read's fill: its keys share its lease
+                (lease,) = leases
+                values = {key: value for key, (_, value) in items.items()}
+                stored = fill_many(leasing, lease, values, self.timeout)
+            else:
+                stored = leasing.compare_and_set_many(items, timeout=self.timeout)
         except ValueTooLarge as error:
             stats.incr("stored", len(items) - len(error.keys))
             stats.incr("too_large", len(error.keys))
@@ -272,8 +279,10 @@ class Store:
                 try:
                     if claimed is None:
                         leases = self._claim_leases(empty, corrupt, policy)
-                    else:
+                    elif corrupt:
                         leases = {**claimed, **self._claim_leases((), corrupt, policy)}
+                    else:
+                        leases = dict(claimed)
                 except BackendUnavailable as error:
                     writable = False
                     self.warn("lease", error)

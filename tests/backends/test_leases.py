@@ -14,7 +14,12 @@ import time
 
 import pytest
 
-from drf_instcache.backends.base import claims_natively, get_many_claiming, supports_leases
+from drf_instcache.backends.base import (
+    claims_natively,
+    fill_many,
+    get_many_claiming,
+    supports_leases,
+)
 from drf_instcache.breaker import CircuitBreakerBackend, CircuitOpen
 from drf_instcache.exceptions import BackendUnavailable, ValueTooLarge
 
@@ -278,3 +283,44 @@ def test_the_wrappers_keep_the_claiming_read(backend):
         backend.delete_many(["w"])
         assert wrapper.get_many_claiming(["w"], b"L", 5) == ({}, ["w"])
         assert wrapper.get_many_claiming(["w"], b"M", 5) == ({"w": b"L"}, [])
+
+
+# -- one read's fill: every key over the same lease ----------------------------------------
+def test_a_fill_stores_only_over_the_exact_lease(backend):
+    backend.set_many({"ours": b"L", "also": b"L", "other": b"M", "longer": b"L+"})
+    stored = fill_many(
+        backend,
+        b"L",
+        {"ours": b"v1", "also": b"v2", "other": b"v3", "longer": b"v4", "absent": b"v5"},
+        None,
+    )
+    assert sorted(stored) == ["also", "ours"]
+    assert backend.get_many(["ours", "also", "other", "longer", "absent"]) == {
+        "ours": b"v1",
+        "also": b"v2",
+        "other": b"M",
+        "longer": b"L+",
+    }
+
+
+def test_a_fill_is_one_round_trip_where_the_server_can(adapter, backend, round_trips):
+    keys = [f"key-{i}" for i in range(50)]
+    backend.set_many(dict.fromkeys(keys, b"L"))
+    before = round_trips()
+    assert sorted(fill_many(backend, b"L", dict.fromkeys(keys, b"v"), 60)) == sorted(keys)
+    used = round_trips() - before
+    assert backend.get_many(keys) == dict.fromkeys(keys, b"v")
+    if adapter.id in ONE_SCRIPT:
+        assert used == 1
+
+
+def test_the_wrappers_keep_the_fill(backend):
+    from drf_instcache.backends.compression import CompressedBackend
+    from drf_instcache.backends.observed import ObservedBackend
+
+    for wrapper in (CircuitBreakerBackend(backend), ObservedBackend(backend)):
+        wrapper = CompressedBackend(wrapper)
+        backend.set_many({"w": b"L"})
+        assert wrapper.fill_many(b"L", {"w": b"value"}) == ["w"]
+        assert wrapper.fill_many(b"L", {"w": b"again"}) == []
+        assert wrapper.get_many(["w"]) == {"w": b"value"}

@@ -1,5 +1,5 @@
 """A cold read-through costs two round trips on Redis: the read (which leases the misses)
-and the fill over those leases; the database sees the same queries as before.
+and the fill over that one lease; the database sees the same queries as before.
 
 Both levels are checked (rendered entries on ``/api/fast/``, instances on ``/api/``),
 on a real redis-server, through the configured backend's observers (what a debug panel
@@ -19,7 +19,7 @@ from tests.api.conftest import make_polls
 
 pytestmark = pytest.mark.parametrize("instcache_backend", ["redis"], indirect=True)
 
-ENTRY_CALLS = ("get_many", "get_many_claiming", "add_many", "compare_and_set_many")
+ENTRY_CALLS = ("get_many", "get_many_claiming", "add_many", "compare_and_set_many", "fill_many")
 ENTRIES = (f"{INSTANCE_NAMESPACE}:", f"{RENDERED_NAMESPACE}:")
 """Entry keys (not the shared statistics, variant indexes or list queries)."""
 
@@ -44,7 +44,7 @@ def test_a_cold_page_reads_and_leases_in_one_call(api, calls, settings, root):
     with CaptureQueriesContext(connection) as cold:
         assert api.get(f"{root}questions/").status_code == 200
     cold_queries = len(cold)  # read now: the next request empties the query log
-    assert calls() == [("get_many_claiming", 30), ("compare_and_set_many", 30)]
+    assert calls() == [("get_many_claiming", 30), ("fill_many", 30)]
     with CaptureQueriesContext(connection) as warm:
         assert api.get(f"{root}questions/").status_code == 200
     warm_queries = len(warm)
@@ -61,6 +61,6 @@ def test_a_cold_retrieve_reads_and_leases_in_one_call(api, calls, root):
     polls = make_polls(questions=2, choices=1, users=1)
     pk = polls.questions[0].pk
     assert api.get(f"{root}questions/{pk}/").status_code == 200
-    assert calls() == [("get_many_claiming", 1), ("compare_and_set_many", 1)]
+    assert calls() == [("get_many_claiming", 1), ("fill_many", 1)]
     assert api.get(f"{root}questions/{pk}/").json()["id"] == pk
     assert calls()[2:] == [("get_many_claiming", 1)]

@@ -73,7 +73,7 @@ def test_the_panel_lists_each_call_and_the_scheduled_invalidations(
     assert read["operation"] == "get_many_claiming"
     operations = [call["operation"] for call in stats["calls"]]
     assert "add_many" not in operations
-    assert "compare_and_set_many" in operations  # the fills over them
+    assert "fill_many" in operations  # the fill over them
     assert stats["totals"]["misses"] >= seeded.questions
     assert "<table>" in html and "get_many" in html and read["keys"][0] in html
     assert "No invalidation scheduled" in html
@@ -84,7 +84,7 @@ def test_the_panel_lists_each_call_and_the_scheduled_invalidations(
     assert read["hits"] == seeded.questions
     assert read["backend"] == "redis" and read["ms"] > 0 and read["error"] is None
     assert stats["totals"]["hits"] >= seeded.questions
-    assert "compare_and_set_many" not in [call["operation"] for call in stats["calls"]]
+    assert "fill_many" not in [call["operation"] for call in stats["calls"]]
     assert f"{stats['totals']['hits']} hit(s)" in html
 
     question = api.get("/api/questions/").json()["results"][0]
