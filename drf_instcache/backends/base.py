@@ -84,6 +84,11 @@ class LeasingBackend(Backend, Protocol):
     the limit is not stored and :class:`~drf_instcache.exceptions.ValueTooLarge` is
     raised after the others were handled. Each is one round trip per server involved
     (memcached's compare-and-set needs two: ``gets`` then the pipelined ``cas``).
+
+    Two more methods are optional and only save round trips: ``get_many_claiming`` (a
+    read that leases the empty keys) and ``fill_many`` (the fill over one lease); the
+    core calls them through :func:`get_many_claiming` and :func:`fill_many`, which fall
+    back to the two methods above.
     """
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
