@@ -4,11 +4,11 @@ The strategy lives in :mod:`drf_instcache.core.strategy`; its read-through/store
 :mod:`drf_instcache.core.store`.
 """
 
+from drf_instcache.core.entries import STAMP_FIELD
 from drf_instcache.core.loading import load_many_with_related_pks
 from drf_instcache.core.namespaces import MODEL_FUNCTIONS, OPTIONAL_MODEL_FUNCTIONS
 from drf_instcache.core.strategy import (
     KEY_NAMESPACE,
-    STAMP_FIELD,
     BaseCache,
     InstanceMap,
     ObjectSpec,

@@ -84,6 +84,11 @@ class LeasingBackend(Backend, Protocol):
     the limit is not stored and :class:`~drf_instcache.exceptions.ValueTooLarge` is
     raised after the others were handled. Each is one round trip per server involved
     (memcached's compare-and-set needs two: ``gets`` then the pipelined ``cas``).
+
+    Two more methods are optional and only save round trips: ``get_many_claiming`` (a
+    read that leases the empty keys) and ``fill_many`` (the fill over one lease); the
+    core calls them through :func:`get_many_claiming` and :func:`fill_many`, which fall
+    back to the two methods above.
     """
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
@@ -119,6 +124,59 @@ def supports_leases(backend: object) -> bool:
             callable(getattr(kind, name, None)) for name in _LEASE_METHODS
         )
     return answer
+
+
+_native_methods: dict[tuple[type, str], bool] = {}
+
+
+def _has_own(backend: object, name: str) -> bool:
+    """Whether ``backend``'s class defines ``name`` (remembered per class, as
+    :func:`supports_leases` is: wrappers forward unknown attributes, the class tells)."""
+    memo_key = (type(backend), name)
+    answer = _native_methods.get(memo_key)
+    if answer is None:
+        answer = _native_methods[memo_key] = callable(getattr(type(backend), name, None))
+    return answer
+
+
+def claims_natively(backend: object) -> bool:
+    """Whether ``backend`` has its own ``get_many_claiming``."""
+    return _has_own(backend, "get_many_claiming")
+
+
+def get_many_claiming(
+    backend: LeasingBackend, keys: Sequence[str], lease: bytes, timeout: float | None
+) -> tuple[dict[str, bytes], list[str]]:
+    """Read ``keys`` and put ``lease`` (living ``timeout`` seconds) on each one found empty.
+
+    Returns what was found (as ``get_many``) and the keys the lease was put on. A cold
+    read-through needs both, and a backend that can do them in one round trip (a Redis
+    script) offers ``get_many_claiming`` itself; any other leasing backend gets
+    ``get_many`` followed by ``add_many`` of the empty keys, which is what the core did
+    before (two round trips; a key someone else claimed in between is simply not won).
+    """
+    if claims_natively(backend):
+        return backend.get_many_claiming(keys, lease, timeout)  # type: ignore[attr-defined, no-any-return]
+    found = backend.get_many(keys)
+    empty = [key for key in keys if key not in found]
+    won = backend.add_many(dict.fromkeys(empty, lease), timeout=timeout) if empty else []
+    return found, won
+
+
+def fill_many(
+    backend: LeasingBackend, lease: bytes, items: Mapping[str, bytes], timeout: float | None
+) -> list[str]:
+    """Store each item whose key still holds ``lease``; return the keys stored.
+
+    A read's fill: every key it claimed holds the same lease, so a backend that offers
+    ``fill_many`` itself (Redis: one script, the lease sent once) does it cheaper than
+    ``compare_and_set_many`` with a pair per key, which is the fallback.
+    """
+    if _has_own(backend, "fill_many"):
+        return backend.fill_many(lease, items, timeout)  # type: ignore[attr-defined, no-any-return]
+    return backend.compare_and_set_many(
+        {key: (lease, value) for key, value in items.items()}, timeout
+    )
 
 
 class BaseBackend:

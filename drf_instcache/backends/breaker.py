@@ -26,7 +26,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
+from drf_instcache.backends.base import (
+    Backend,
+    LeasingBackend,
+    fill_many,
+    get_many_claiming,
+    supports_leases,
+)
 from drf_instcache.exceptions import BackendUnavailable
 
 logger = logging.getLogger(__name__)
@@ -226,3 +232,17 @@ class LeasingCircuitBreakerBackend(CircuitBreakerBackend):
         if not items:
             return []
         return self._call(lambda: self.backend.compare_and_set_many(items, timeout))
+
+    def get_many_claiming(
+        self, keys: Sequence[str], lease: bytes, timeout: float | None
+    ) -> tuple[dict[str, bytes], list[str]]:
+        if not keys:
+            return {}, []
+        return self._call(lambda: get_many_claiming(self.backend, keys, lease, timeout))
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        if not items:
+            return []
+        return self._call(lambda: fill_many(self.backend, lease, items, timeout))

@@ -31,7 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
+from drf_instcache.backends.base import (
+    Backend,
+    LeasingBackend,
+    fill_many,
+    get_many_claiming,
+    supports_leases,
+)
 from drf_instcache.backends.markers import MARKER_HEAD, is_marker
 from drf_instcache.exceptions import CorruptValue, ImproperlyConfigured
 
@@ -163,7 +169,10 @@ class CompressedBackend:
         self.policy = policy
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        found = self.backend.get_many(keys)
+        return self._read(self.backend.get_many(keys))
+
+    def _read(self, found: dict[str, bytes]) -> dict[str, bytes]:
+        """Decompress what a read found (markers and plain values are left as stored)."""
         marked = [key for key, value in found.items() if value[:1] == MARKER_HEAD]
         for key in marked:
             try:
@@ -225,3 +234,16 @@ class LeasingCompressedBackend(CompressedBackend):
             for key, pair in items.items()
         }
         return self.backend.compare_and_set_many(swaps, timeout)
+
+    def get_many_claiming(
+        self, keys: Sequence[str], lease: bytes, timeout: float | None
+    ) -> tuple[dict[str, bytes], list[str]]:
+        """A lease is a marker, stored as is (as ``add_many`` stores it uncompressed)."""
+        found, won = get_many_claiming(self.backend, keys, lease, timeout)
+        return self._read(found), won
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        """The lease is a marker, compared as stored; the values are written compressed."""
+        return fill_many(self.backend, lease, self._stored(items), timeout)

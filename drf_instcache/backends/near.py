@@ -51,7 +51,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drf_instcache.backends import reporting
-from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
+from drf_instcache.backends.base import (
+    Backend,
+    LeasingBackend,
+    fill_many,
+    get_many_claiming,
+    supports_leases,
+)
 from drf_instcache.backends.markers import MARKER_HEAD
 from drf_instcache.backends.near_store import (
     OPTION,
@@ -235,8 +241,17 @@ class NearCacheBackend:
 
     # -- protocol ------------------------------------------------------------------
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found, _won = self._read(keys, lambda missing: (self.backend.get_many(missing), []))
+        return found
+
+    def _read(
+        self,
+        keys: Sequence[str],
+        fetch: Callable[[list[str]], tuple[dict[str, bytes], list[str]]],
+    ) -> tuple[dict[str, bytes], list[str]]:
+        """Serve what memory holds, ``fetch`` the rest, keep what may be kept."""
         if not keys:
-            return {}
+            return {}, []
         if self._tracking_pid != os.getpid():
             self.start_tracking()
         reads = _reads.get()
@@ -244,9 +259,9 @@ class NearCacheBackend:
             reads.keys.extend(keys)
         found, missing, ticket = self.store.lookup(keys)
         if not missing:
-            return found
+            return found, []
         try:
-            fetched = self.backend.get_many(missing)
+            fetched, won = fetch(missing)
         except BaseException:
             if reads is not None:
                 reads.complete = False
@@ -262,26 +277,7 @@ class NearCacheBackend:
                 hook(list(fetched))
             self.store.fill(fetched, ticket)
             found.update(fetched)
-        return found
-
-    # -- kept answers (see NearStore.keep_answer) -----------------------------------
-    def mark(self) -> Any:
-        """The ticket to compute an answer under (None while bypassed)."""
-        if self._tracking_pid != os.getpid():
-            self.start_tracking()
-        return self.store.mark()
-
-    def keep_answer(self, key: Any, value: Any, nbytes: int, reads: NearReads, ticket: Any) -> bool:
-        """Keep an answer computed from complete ``reads`` since ``ticket``."""
-        if not reads.complete or not reads.keys:
-            return False
-        return self.store.keep_answer(key, value, nbytes, reads.keys, ticket)
-
-    def answer(self, key: Any) -> Any:
-        """A kept answer that is still valid, or None."""
-        if self._tracking_pid != os.getpid():
-            return None
-        return self.store.answer(key)
+        return found, won
 
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
         if not items:
@@ -332,6 +328,28 @@ class LeasingNearCacheBackend(NearCacheBackend):
     """The near cache over a backend with conditional writes: they always go to Redis."""
 
     backend: LeasingBackend
+
+    def get_many_claiming(
+        self, keys: Sequence[str], lease: bytes, timeout: float | None
+    ) -> tuple[dict[str, bytes], list[str]]:
+        """A read that leases the empty keys: memory first, the rest in one call below."""
+
+        def claim(missing: list[str]) -> tuple[dict[str, bytes], list[str]]:
+            found, won = get_many_claiming(self.backend, missing, lease, timeout)
+            self.store.forget(won)  # written (leased): as after add_many
+            return found, won
+
+        return self._read(keys, claim)
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        if not items:
+            return []
+        try:
+            return fill_many(self.backend, lease, items, timeout)
+        finally:
+            self.store.forget(list(items))
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
         if not items:

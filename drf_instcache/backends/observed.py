@@ -21,7 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from drf_instcache.backends.base import Backend, LeasingBackend, supports_leases
+from drf_instcache.backends.base import (
+    Backend,
+    LeasingBackend,
+    fill_many,
+    get_many_claiming,
+    supports_leases,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +42,8 @@ class BackendCall:
     """The backend's label (``redis``, ``memcached``, ``disk``, ``django``...)."""
     operation: str
     """``get_many``, ``set_many``, ``delete_many``, ``add_many``, ``compare_and_set_many``,
-    ``clear``, or ``close`` (the backend is being discarded)."""
+    ``get_many_claiming`` (a read that leases the empty keys), ``fill_many`` (the fill
+    over one read's lease), ``clear``, or ``close`` (the backend is being discarded)."""
     keys: Sequence[str]
     """The keys asked for or written (not copied: read it, do not keep it)."""
     start_ns: int
@@ -221,4 +228,25 @@ class LeasingObservedBackend(ObservedBackend):
             list(items),
             lambda: self.backend.compare_and_set_many(items, timeout),
             len,
+        )
+
+    def get_many_claiming(
+        self, keys: Sequence[str], lease: bytes, timeout: float | None
+    ) -> tuple[dict[str, bytes], list[str]]:
+        if not keys:
+            return {}, []
+        return self._observe(
+            "get_many_claiming",
+            keys,
+            lambda: get_many_claiming(self.backend, keys, lease, timeout),
+            lambda result: len(result[0]),
+        )
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        if not items:
+            return []
+        return self._observe(
+            "fill_many", list(items), lambda: fill_many(self.backend, lease, items, timeout), len
         )

@@ -65,15 +65,25 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
-from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 from drf_instcache.backends.base import BaseBackend
+from drf_instcache.backends.redis_locations import (
+    cluster_startup_nodes,
+    redacted,
+)
+from drf_instcache.backends.redis_scripts import (
+    ADD_MANY_SCRIPT,
+    COMPARE_AND_SET_MANY_SCRIPT,
+    COMPARE_AND_SET_SCRIPT,
+    FILL_MANY_SCRIPT,
+    GET_MANY_CLAIMING_SCRIPT,
+)
 from drf_instcache.exceptions import ImproperlyConfigured
 
 DEFAULT_LOCATION = "redis://127.0.0.1:6379/0"
@@ -82,7 +92,6 @@ DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.5
 DEFAULT_RETRIES = 0
 DEFAULT_HEALTH_CHECK_INTERVAL = 0.0
 DEFAULT_CLEAR_BATCH_SIZE = 1000
-DEFAULT_CLUSTER_PORT = 6379
 
 _OPTION_NAMES = frozenset(
     {
@@ -100,54 +109,6 @@ _OPTION_NAMES = frozenset(
 
 _GLOB_SPECIALS = "\\*?[]"
 
-COMPARE_AND_SET_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  if ARGV[3] == '' then
-    redis.call('SET', KEYS[1], ARGV[2])
-  else
-    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  end
-  return 1
-end
-return 0
-"""
-"""KEYS[1] = the key; ARGV = expected bytes, new bytes, lifetime in ms ('' for none)."""
-
-ADD_MANY_SCRIPT = """
-local won = {}
-for i, key in ipairs(KEYS) do
-  local stored
-  if ARGV[1] == '' then
-    stored = redis.call('SET', key, ARGV[i + 1], 'NX')
-  else
-    stored = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1])
-  end
-  if stored then
-    won[#won + 1] = i
-  end
-end
-return won
-"""
-"""KEYS = the keys; ARGV = lifetime in ms ('' for none), then one value per key.
-Returns the (1-based) positions of the keys it stored."""
-
-COMPARE_AND_SET_MANY_SCRIPT = """
-local stored = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[2 * i] then
-    if ARGV[1] == '' then
-      redis.call('SET', key, ARGV[2 * i + 1])
-    else
-      redis.call('SET', key, ARGV[2 * i + 1], 'PX', ARGV[1])
-    end
-    stored[#stored + 1] = i
-  end
-end
-return stored
-"""
-"""KEYS = the keys; ARGV = lifetime in ms ('' for none), then expected and new bytes per
-key. Returns the (1-based) positions of the keys it swapped."""
-
 
 def _expiry(milliseconds: int | None) -> bytes:
     """A script's lifetime argument: milliseconds, or empty for no expiry."""
@@ -157,73 +118,6 @@ def _expiry(milliseconds: int | None) -> bytes:
 def glob_escape(text: str) -> str:
     """Escape ``text`` so a Redis MATCH pattern treats it literally."""
     return "".join(f"\\{char}" if char in _GLOB_SPECIALS else char for char in text)
-
-
-def _parse_node(entry: str) -> tuple[str, int, str | None, str | None]:
-    """Split ``[user:password@]host[:port]`` into host, port, username, password."""
-    username = password = None
-    if "@" in entry:
-        credentials, _, entry = entry.rpartition("@")
-        user, sep, secret = credentials.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if sep else None
-    host, sep, port = entry.rpartition(":")
-    if not sep or entry.endswith("]"):
-        host, port = entry, str(DEFAULT_CLUSTER_PORT)
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ImproperlyConfigured(
-            f"RedisBackend cluster node {entry!r} is not host:port with a port 1-65535"
-        )
-    return host, int(port), username, password
-
-
-def cluster_startup_nodes(location: Any) -> tuple[list[ClusterNode], dict[str, str]]:
-    """Turn a cluster location into startup nodes and the credentials found in it.
-
-    Accepts a list of ``host:port`` strings, or one string of comma-separated nodes,
-    optionally written as a ``redis://`` or ``redis+cluster://`` URL.
-    """
-    if isinstance(location, str):
-        text = location.split("?", 1)[0]
-        if "://" in text:
-            text = text.split("://", 1)[1]
-        text = text.split("/", 1)[0]
-        entries = text.split(",")
-    elif isinstance(location, list | tuple):
-        entries = [str(entry) for entry in location]
-    else:
-        raise ImproperlyConfigured(
-            "RedisBackend cluster LOCATION must be a list of 'host:port' strings or "
-            f"'host:port,host:port', not {location!r}"
-        )
-    nodes: list[ClusterNode] = []
-    credentials: dict[str, str] = {}
-    for entry in entries:
-        entry = entry.strip()
-        if "://" in entry:
-            entry = entry.split("://", 1)[1].split("/", 1)[0]
-        if not entry:
-            raise ImproperlyConfigured(
-                f"RedisBackend cluster LOCATION {location!r} has an empty node"
-            )
-        host, port, username, password = _parse_node(entry)
-        if username and "username" not in credentials:
-            credentials["username"] = username
-        if password and "password" not in credentials:
-            credentials["password"] = password
-        nodes.append(ClusterNode(host, port))
-    return nodes, credentials
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for messages and ``repr``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 class RedisBackend(BaseBackend):
@@ -291,7 +185,7 @@ class RedisBackend(BaseBackend):
             return redis.Redis.from_url(self.location, **self._client_kwargs)
         except ValueError as error:
             raise ImproperlyConfigured(
-                f"RedisBackend LOCATION {_redacted(self.location)!r}: {error}"
+                f"RedisBackend LOCATION {redacted(self.location)!r}: {error}"
             ) from error
 
     def _connection_kwargs(self) -> dict[str, Any]:
@@ -329,7 +223,7 @@ class RedisBackend(BaseBackend):
             nodes = ",".join(f"{node.host}:{node.port}" for node in self._startup_nodes)
             where = f"cluster {nodes}"
         else:
-            where = _redacted(str(self.location))
+            where = redacted(str(self.location))
         return f"{where} (prefix {self.key_prefix!r})"
 
     # -- protocol ---------------------------------------------------------------------
@@ -382,6 +276,61 @@ class RedisBackend(BaseBackend):
             return [key for key, reply in zip(fitting, replies, strict=True) if reply]
 
         return self.conditional_write("add_many", items, timeout, add)
+
+    def get_many_claiming(
+        self, keys: Sequence[str], lease: bytes, timeout: float | None
+    ) -> tuple[dict[str, bytes], list[str]]:
+        """``get_many``, and ``lease`` put on every key found empty, in one script (one
+        round trip): a cold read-through then costs two round trips (this, and the fill)
+        instead of three. On a cluster (a script's keys must share a slot) it is MGET
+        followed by ``add_many`` of the empty keys."""
+        if not keys:
+            return {}, []
+        lifetime = self.resolve_timeout(timeout)
+        if self.cluster or lifetime is None or lifetime <= 0:
+            hits = self.get_many(keys)
+            empty = [key for key in keys if key not in hits]
+            return hits, self.add_many(dict.fromkeys(empty, lease), timeout) if empty else []
+        if not isinstance(lease, bytes):
+            raise TypeError(f"a lease must be bytes, not {type(lease).__name__}")
+        mapping = self.server_keys(keys)
+        server_keys = list(mapping)
+        with self.translate_errors("get_many_claiming"):
+            values = cast(
+                "list[bytes | None]",
+                self._run_script(
+                    GET_MANY_CLAIMING_SCRIPT, server_keys, [lease, self._milliseconds(lifetime)]
+                ),
+            )
+        found: dict[str, bytes] = {}
+        won: list[str] = []
+        for server_key, value in zip(server_keys, values, strict=True):
+            if value is None:
+                won.append(mapping[server_key])
+            else:
+                found[mapping[server_key]] = value
+        return found, won
+
+    def fill_many(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> list[str]:
+        """Store each item whose key holds exactly ``lease``: one script, the lease sent
+        once (on a cluster, ``compare_and_set_many``)."""
+        if self.cluster:
+            return self.compare_and_set_many({k: (lease, v) for k, v in items.items()}, timeout)
+        if not isinstance(lease, bytes):
+            raise TypeError(f"a lease must be bytes, not {type(lease).__name__}")
+
+        def fill(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
+            keys = list(fitting)
+            won = self._run_script(
+                FILL_MANY_SCRIPT,
+                [self.server_key(key) for key in keys],
+                [_expiry(self._milliseconds(lifetime)), lease, *fitting.values()],
+            )
+            return [keys[position - 1] for position in won]
+
+        return self.conditional_write("fill_many", items, timeout, fill)
 
     def _run_script(self, script: str, keys: list[str], args: list[Any]) -> list[int]:
         """EVAL of one of our batch scripts: one command for the whole batch.

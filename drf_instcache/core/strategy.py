@@ -60,8 +60,6 @@ KEY_NAMESPACE = INSTANCE_NAMESPACE
 ObjectSpec = tuple[str, Any, Any]
 InstanceMap = dict[tuple[str, Any], tuple[dict[str, Any], str, Any]]
 
-STAMP_FIELD = entries.STAMP_FIELD
-
 _MISSING: Any = object()
 
 
@@ -232,7 +230,7 @@ class BaseCache:
             if TYPE_SEPARATOR in key:
                 name, converted = self.field_from_json(key, value)
                 native[name] = converted
-            elif key != STAMP_FIELD:  # present when given a raw decoded entry
+            elif key != entries.STAMP_FIELD:  # present when given a raw decoded entry
                 native[key] = value
         return native
 
@@ -315,12 +313,14 @@ class BaseCache:
         stamp_of = {name: self.entry_stamp(name, version) for name in set(model_of_key.values())}
         stamps = {key: stamp_of[model_of_key[key]] for key in keys}
         raw_values: dict[str, bytes] = {}
+        claimed: dict[str, bytes] | None = None  # the leases the read put on empty keys
         writable = backend is not None
         store = None if backend is None else self.store(backend)
         if store is not None:
             store.settle()
+            scope = f"i:{version}:{sorted(stamp_of)}:{len(keys) > 1}"  # level, models, list?
             try:
-                raw_values = store.backend.get_many(keys)
+                raw_values, claimed = store.read(keys, scope)
             except BackendUnavailable as error:
                 writable = False  # a second call would only wait for the same timeout
                 store.warn("read", error)
@@ -349,7 +349,7 @@ class BaseCache:
         # Claim the keys to fill; take what other readers' fills brought meanwhile.
         claim = None
         if store is not None:
-            claim = store.claim(empty, corrupt, leased_by_others, writable)
+            claim = store.claim(empty, corrupt, leased_by_others, writable, claimed)
             for key, raw in claim.landed.items():
                 try:
                     stored[key] = entries.decode(codec, raw, stamps[key])

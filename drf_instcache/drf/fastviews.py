@@ -32,6 +32,7 @@ from rest_framework.settings import api_settings
 
 from drf_instcache.backends import near
 from drf_instcache.core import counters
+from drf_instcache.core.loading import filter_pks
 from drf_instcache.drf import paging
 from drf_instcache.drf.actions import FastAction
 from drf_instcache.exceptions import ImproperlyConfigured
@@ -180,7 +181,7 @@ def _renderer(view: Any, plan: plans.RenderedPlan) -> plans.Render:
         queryset = view.get_queryset()
         # The pks travel as strings (cache keys); the lookup prepares its own type faster.
         to_python = queryset.model._meta.pk.to_python
-        objects = list(queryset.filter(pk__in=[to_python(pk) for pk in pks]))
+        objects = list(filter_pks(queryset, [to_python(pk) for pk in pks]))
         child = view.get_serializer(objects, many=True).child
         return {str(obj.pk): encode_representation(child.to_representation(obj)) for obj in objects}
 

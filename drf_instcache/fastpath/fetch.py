@@ -81,7 +81,8 @@ def fetch(
         return {}
     if backend is None or transactions.dirty():
         return dict(render(ids))
-    if Store(backend, core.timeout, warn_unavailable).settle():
+    store = Store(backend, core.timeout, warn_unavailable)
+    if store.settle():
         preread = None  # read before failed invalidations were applied: read again
     try:
         token = _token(plan, backend, variant)
@@ -93,13 +94,13 @@ def fetch(
         stats.incr("misses", len(ids), model=plan.model_name)
         return dict(render(ids))
     try:
-        keys, raw_values = _read(plan, backend, ids, variant, token, preread)
+        keys, raw_values, claimed = _read(plan, store, ids, variant, token, preread)
     except BackendUnavailable as error:
         warn_unavailable("read", error)
         stats.incr("fallbacks", len(ids), model=plan.model_name)
         stats.incr("misses", len(ids), model=plan.model_name)
         return dict(render(ids))
-    return _Fill(core, plan, backend, keys).run(raw_values, render)
+    return _Fill(core, plan, store, keys).run(raw_values, render, claimed)
 
 
 def _token(plan: RenderedPlan, backend: Backend, variant: str) -> str | None:
@@ -110,33 +111,36 @@ def _token(plan: RenderedPlan, backend: Backend, variant: str) -> str | None:
 
 def _read(
     plan: RenderedPlan,
-    backend: Backend,
+    store: Store,
     ids: list[str],
     variant: str,
     token: str | None,
     preread: Preread | None = None,
-) -> tuple[dict[str, str], Mapping[str, bytes]]:
-    """One ``get_many`` of the entries (and, for varying plans, the variant index)."""
+) -> tuple[dict[str, str], Mapping[str, bytes], dict[str, bytes] | None]:
+    """One read of the entries (and, for varying plans, the variant index): ``{key: pk}``,
+    what was found, and the leases the read put on empty keys (None: it put none)."""
+    backend = store.backend
     if plan.variants is None and preread is not None:
         same = len(preread.keys) == len(ids) and list(preread.keys.values()) == ids
         keys = preread.keys if same else _keys_of(plan, ids, token)
         unread = [] if same else [key for key in keys if key not in preread.keys]
         if not unread:
-            return keys, preread.found
-        return keys, {**preread.found, **backend.get_many(unread)}
+            return keys, preread.found, None
+        return keys, {**preread.found, **backend.get_many(unread)}, None
     keys = _keys_of(plan, ids, token)
     if plan.variants is None or token is None:
-        return keys, backend.get_many(list(keys))
+        found, claimed = store.read(list(keys), f"{plan.base}:{len(ids) > 1}")
+        return keys, found, claimed
     index_key = plan.variants.key
     raw_values = backend.get_many([*keys, index_key])
     if plan.variants.confirms(backend, variant, token, raw_values.get(index_key)):
-        return keys, raw_values
+        return keys, raw_values, None
     # The index changed under this process (lost, or re-registered): look again, once.
     token = plan.variants.token(backend, variant)
     if token is None:
-        return {plan.key(pk): pk for pk in ids}, {}
+        return {plan.key(pk): pk for pk in ids}, {}, None
     keys = _keys_of(plan, ids, token)
-    return keys, backend.get_many(list(keys))
+    return keys, backend.get_many(list(keys)), None
 
 
 def _keys_of(plan: RenderedPlan, ids: list[str], token: str | None) -> dict[str, str]:
@@ -148,17 +152,23 @@ def _keys_of(plan: RenderedPlan, ids: list[str], token: str | None) -> dict[str,
 class _Fill:
     """Sort what one read found; render and store the misses (over leases if possible)."""
 
-    def __init__(self, core: BaseCache, plan: RenderedPlan, backend: Backend, keys) -> None:
+    def __init__(self, core: BaseCache, plan: RenderedPlan, store: Store, keys) -> None:
         self.core = core
         self.plan = plan
-        self.backend = backend
+        self.store = store
         self.keys: dict[str, str] = keys  # key -> pk
 
-    def run(self, raw_values: Mapping[str, bytes], render: Render) -> dict[str, Any]:
+    def run(
+        self,
+        raw_values: Mapping[str, bytes],
+        render: Render,
+        claimed: dict[str, bytes] | None = None,
+    ) -> dict[str, Any]:
+        """The entries' JSON by pk; ``claimed``: the leases the read already holds."""
         found = self._all_hits(raw_values)
         if found is not None:
             return found
-        return self._sort_and_fill(raw_values, render)
+        return self._sort_and_fill(raw_values, render, claimed)
 
     def _all_hits(self, raw_values: Mapping[str, bytes]) -> dict[str, Any] | None:
         """Every entry present and ours (the common case), checked in one pass; else None.
@@ -182,8 +192,13 @@ class _Fill:
         stats.incr("hits", len(values), model=self.plan.model_name)
         return dict(zip(self.keys.values(), map(self.plan.cut_stamp, values), strict=True))
 
-    def _sort_and_fill(self, raw_values: Mapping[str, bytes], render: Render) -> dict[str, Any]:
-        plan, core, backend = self.plan, self.core, self.backend
+    def _sort_and_fill(
+        self,
+        raw_values: Mapping[str, bytes],
+        render: Render,
+        claimed: dict[str, bytes] | None,
+    ) -> dict[str, Any]:
+        plan = self.plan
         found: dict[str, Any] = {}
         empty: list[str] = []
         corrupt: dict[str, bytes] = {}
@@ -200,8 +215,7 @@ class _Fill:
             elif not is_marker(raw):  # too large to cache: render it, store nothing
                 corrupt[key] = raw
 
-        store = Store(backend, core.timeout, warn_unavailable)
-        claim = store.claim(empty, corrupt, leased_by_others)
+        claim = self.store.claim(empty, corrupt, leased_by_others, claimed=claimed)
         for key, raw in claim.landed.items():
             payload = plan.payload(raw)
             if payload is not None:

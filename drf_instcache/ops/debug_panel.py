@@ -88,9 +88,13 @@ def _keys_text(call: dict[str, Any]) -> str:
     return ", ".join(call["keys"]) + (f" (+{more} more)" if more else "")
 
 
+READS = ("get_many", "get_many_claiming")
+"""Operations that read entries (a claiming read also leases the empty keys)."""
+
+
 def summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals of one request's calls."""
-    reads = [call for call in calls if call["operation"] == "get_many"]
+    reads = [call for call in calls if call["operation"] in READS]
     asked = sum(call["key_count"] for call in reads)
     hits = sum(call["hits"] or 0 for call in reads)
     return {

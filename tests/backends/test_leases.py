@@ -14,7 +14,12 @@ import time
 
 import pytest
 
-from drf_instcache.backends.base import supports_leases
+from drf_instcache.backends.base import (
+    claims_natively,
+    fill_many,
+    get_many_claiming,
+    supports_leases,
+)
 from drf_instcache.breaker import CircuitBreakerBackend, CircuitOpen
 from drf_instcache.exceptions import BackendUnavailable, ValueTooLarge
 
@@ -22,6 +27,8 @@ THREADS = 8
 
 # Django has no bulk add and, on most of its backends, no compare-and-set: one call per key.
 PER_KEY_CALLS = {"django-locmem", "django-redis"}
+# A single Redis server reads and leases in one script (a cluster's keys span slots).
+ONE_SCRIPT = {"redis", "redis-sentinel", "redis-zstd"}
 
 
 def test_every_adapter_offers_conditional_writes(backend):
@@ -226,3 +233,94 @@ def test_the_circuit_breaker_keeps_the_capability_and_counts_its_failures(adapte
         assert breaker.state == "open"
     finally:
         adapter.start()
+
+
+# -- the claiming read: get_many, and a lease on each empty key ----------------------------
+def test_a_claiming_read_leases_only_the_empty_keys(backend):
+    backend.set_many({"hit": b"value", "held": b"another lease"})
+    found, won = get_many_claiming(backend, ["hit", "held", "empty", "empty-too"], b"L", 5)
+    assert found == {"hit": b"value", "held": b"another lease"}
+    assert sorted(won) == ["empty", "empty-too"]
+    assert backend.get_many(["hit", "held", "empty", "empty-too"]) == {
+        "hit": b"value",
+        "held": b"another lease",
+        "empty": b"L",
+        "empty-too": b"L",
+    }
+    # The lease is ours: the fill over it is stored, a second claimer wins nothing.
+    assert get_many_claiming(backend, ["empty"], b"M", 5) == ({"empty": b"L"}, [])
+    assert backend.compare_and_set_many({"empty": (b"L", b"filled")}) == ["empty"]
+
+
+def test_a_claimed_lease_expires(make_backend):
+    backend = make_backend()
+    assert get_many_claiming(backend, ["k"], b"L", 1) == ({}, ["k"])
+    time.sleep(2.2)  # memcached and Django count whole seconds
+    assert backend.get_many(["k"]) == {}
+
+
+def test_a_claiming_read_is_one_round_trip_where_the_server_can(adapter, backend, round_trips):
+    keys = [f"key-{i}" for i in range(50)]
+    backend.set_many({key: b"v" for key in keys[:10]})
+    before = round_trips()
+    found, won = get_many_claiming(backend, keys, b"L", 5)
+    used = round_trips() - before
+    assert found == {key: b"v" for key in keys[:10]} and sorted(won) == sorted(keys[10:])
+    if adapter.id in ONE_SCRIPT:
+        assert used == 1
+    elif adapter.id not in PER_KEY_CALLS:
+        assert used <= 2 * adapter.servers  # get_many, then add_many of the empty keys
+    assert not get_many_claiming(backend, [], b"L", 5)[1]
+
+
+def test_the_wrappers_keep_the_claiming_read(backend):
+    from drf_instcache.backends.compression import CompressedBackend
+    from drf_instcache.backends.observed import ObservedBackend
+
+    for wrapper in (CircuitBreakerBackend(backend), ObservedBackend(backend)):
+        wrapper = CompressedBackend(wrapper)
+        assert claims_natively(wrapper)
+        backend.delete_many(["w"])
+        assert wrapper.get_many_claiming(["w"], b"L", 5) == ({}, ["w"])
+        assert wrapper.get_many_claiming(["w"], b"M", 5) == ({"w": b"L"}, [])
+
+
+# -- one read's fill: every key over the same lease ----------------------------------------
+def test_a_fill_stores_only_over_the_exact_lease(backend):
+    backend.set_many({"ours": b"L", "also": b"L", "other": b"M", "longer": b"L+"})
+    stored = fill_many(
+        backend,
+        b"L",
+        {"ours": b"v1", "also": b"v2", "other": b"v3", "longer": b"v4", "absent": b"v5"},
+        None,
+    )
+    assert sorted(stored) == ["also", "ours"]
+    assert backend.get_many(["ours", "also", "other", "longer", "absent"]) == {
+        "ours": b"v1",
+        "also": b"v2",
+        "other": b"M",
+        "longer": b"L+",
+    }
+
+
+def test_a_fill_is_one_round_trip_where_the_server_can(adapter, backend, round_trips):
+    keys = [f"key-{i}" for i in range(50)]
+    backend.set_many(dict.fromkeys(keys, b"L"))
+    before = round_trips()
+    assert sorted(fill_many(backend, b"L", dict.fromkeys(keys, b"v"), 60)) == sorted(keys)
+    used = round_trips() - before
+    assert backend.get_many(keys) == dict.fromkeys(keys, b"v")
+    if adapter.id in ONE_SCRIPT:
+        assert used == 1
+
+
+def test_the_wrappers_keep_the_fill(backend):
+    from drf_instcache.backends.compression import CompressedBackend
+    from drf_instcache.backends.observed import ObservedBackend
+
+    for wrapper in (CircuitBreakerBackend(backend), ObservedBackend(backend)):
+        wrapper = CompressedBackend(wrapper)
+        backend.set_many({"w": b"L"})
+        assert wrapper.fill_many(b"L", {"w": b"value"}) == ["w"]
+        assert wrapper.fill_many(b"L", {"w": b"again"}) == []
+        assert wrapper.get_many(["w"]) == {"w": b"value"}

@@ -66,3 +66,36 @@ def test_nothing_to_load_costs_nothing(db, django_assert_num_queries):
 def test_unknown_relation_lists_the_real_ones(poll):
     with pytest.raises(FieldDoesNotExist, match=r"no relation 'answers'.*choices"):
         load_many_with_related_pks(Question, [poll["question"].pk], ["answers"])
+
+
+def test_on_postgresql_a_batch_of_pks_is_one_array_parameter(django_assert_num_queries):
+    """pk IN of N literals is prepared, parsed and planned per literal; ANY of one array
+    answers the same rows (a cold page of 100 asks this twice: rows, related pks)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the array form is PostgreSQL's; elsewhere it is pk__in")
+    questions = make_questions(30, choices_each=2)
+    wanted = [str(q.pk) for q in questions[::2]] + ["0"]  # pks as cache keys hold them
+    with CaptureQueriesContext(connection) as captured:
+        loaded = load_many_with_related_pks(Question.objects.all(), wanted, ["choices"])
+    sql = [query["sql"] for query in captured.captured_queries]
+    assert len(sql) == 2 and all("= ANY(" in each and " IN (" not in each for each in sql), sql
+    assert set(loaded) == {q.pk for q in questions[::2]}
+    for question in questions[::2]:
+        assert loaded[question.pk]._choices_pks == sorted(
+            question.choices.values_list("pk", flat=True)
+        )
+
+
+def test_filter_pks_answers_what_pk_in_answers(db):
+    from drf_instcache.core.loading import filter_pks
+
+    questions = make_questions(5, choices_each=1)
+    pks = [questions[0].pk, questions[3].pk, 10**9]
+    queryset = Question.objects.order_by("pk")
+    assert list(filter_pks(queryset, pks)) == list(queryset.filter(pk__in=pks))
+    assert list(filter_pks(queryset, [])) == []
+    users = User.objects.order_by("pk")
+    assert list(filter_pks(users, [0])) == list(users.filter(pk__in=[0]))

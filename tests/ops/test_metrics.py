@@ -121,7 +121,8 @@ def test_each_backend_call_is_a_client_span(spans, backend, seeded: Seeded):
     APIClient().get("/api/questions/")
     APIClient().get("/api/questions/")
     finished = spans.get_finished_spans()
-    reads = [span for span in finished if span.name == "drf_instcache get_many"]
+    read_names = ("drf_instcache get_many", "drf_instcache get_many_claiming")
+    reads = [span for span in finished if span.name in read_names]
     assert len(reads) >= 2
     assert {span.kind for span in finished} == {SpanKind.CLIENT}
     warm = reads[-1]
@@ -129,7 +130,8 @@ def test_each_backend_call_is_a_client_span(spans, backend, seeded: Seeded):
     assert warm.attributes["drf_instcache.keys"] >= 10
     assert warm.attributes["drf_instcache.hits"] >= 10
     assert warm.end_time > warm.start_time
-    assert any(span.name == "drf_instcache add_many" for span in finished)  # the leases
+    # The cold read put the leases on its misses in the same call.
+    assert any(span.name == "drf_instcache get_many_claiming" for span in finished)
 
 
 def test_a_failed_call_is_an_error_span(spans, settings, db):
