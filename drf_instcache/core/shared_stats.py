@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from drf_instcache import settings as instcache_settings
+from drf_instcache.backends.base import supports_leases
 from drf_instcache.core import counters, outage
 from drf_instcache.core.counters import Stats, Tally
 from drf_instcache.core.namespaces import STATS_NAMESPACE
@@ -217,16 +218,52 @@ def _publish(backend: Any, publisher: _Publisher, pending: Tally) -> None:
         **total.as_json(),
     }
     items[process_key(publisher.process_id)] = _encode(entry)
-    index = _decode(head.get(INDEX_KEY))
+    listed = _listed(head.get(INDEX_KEY), publisher.process_id, now)
+    if listed is not None and not supports_leases(backend):
+        items[INDEX_KEY] = listed  # no compare-and-set: two first publications may race
+        listed = None
+    backend.set_many(items, timeout=SHARED_TTL)
+    if listed is not None:
+        _list_process(backend, head.get(INDEX_KEY), listed, publisher.process_id, now)
+    publisher.published = total
+
+
+INDEX_ATTEMPTS = 8
+"""Compare-and-set rounds of the index before giving up until the next flush."""
+
+
+def _listed(raw: bytes | None, process_id: str, now: float) -> bytes | None:
+    """The index with this process listed (and expired ones dropped), or None when it
+    is listed recently enough."""
+    index = _decode(raw)
     if not isinstance(index, dict):
         index = {}
-    last_seen = index.get(publisher.process_id)
-    if not isinstance(last_seen, int | float) or now - last_seen > SHARED_TTL / 2:
-        index = {pid: seen for pid, seen in index.items() if now - float(seen) < SHARED_TTL}
-        index[publisher.process_id] = now
-        items[INDEX_KEY] = _encode(index)
-    backend.set_many(items, timeout=SHARED_TTL)
-    publisher.published = total
+    last_seen = index.get(process_id)
+    if isinstance(last_seen, int | float) and now - last_seen <= SHARED_TTL / 2:
+        return None
+    index = {pid: seen for pid, seen in index.items() if now - float(seen) < SHARED_TTL}
+    index[process_id] = now
+    return _encode(index)
+
+
+def _list_process(
+    backend: Any, raw: bytes | None, listed: bytes, process_id: str, now: float
+) -> None:
+    """Write the index with this process in it, over what was read (compare-and-set), so
+    processes publishing for the first time at once do not drop each other."""
+    for _ in range(INDEX_ATTEMPTS):
+        if raw is None:
+            won = backend.add_many({INDEX_KEY: listed}, timeout=SHARED_TTL)
+        else:
+            won = backend.compare_and_set_many({INDEX_KEY: (raw, listed)}, timeout=SHARED_TTL)
+        if won:
+            return
+        raw = backend.get_many([INDEX_KEY]).get(INDEX_KEY)
+        again = _listed(raw, process_id, now)
+        if again is None:
+            return
+        listed = again
+    logger.debug("drf-instcache: statistics index busy; this process is listed next flush")
 
 
 def _read_shared_keys(backend: Any) -> tuple[dict[str, Any] | None, dict[str, bytes]]:

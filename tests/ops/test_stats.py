@@ -204,3 +204,47 @@ def test_stats_shared_includes_this_process_after_publishing_it(api, backend, se
     assert shared.processes == 1
     assert shared.models["question"]["misses"] == seeded.questions
     assert drf_instcache.stats(shared=True).misses == shared.misses  # nothing new to add
+
+
+@shared_backends
+def test_two_first_publications_at_once_both_list_their_process(backend, namespace_url: str, db):
+    """Process A reads the index, B publishes, then A writes: A must not drop B."""
+    from drf_instcache.core import shared_stats
+    from drf_instcache.core.counters import Tally
+    from drf_instcache.settings import build_backend
+
+    other_backend = build_backend(namespace_url)
+    first, second = shared_stats._Publisher(), shared_stats._Publisher()
+
+    class Interleaving:
+        """A's backend: B publishes right after A's first read."""
+
+        def __init__(self, inner):
+            self.inner, self.reads = inner, 0
+
+        def get_many(self, keys):
+            found = self.inner.get_many(keys)
+            self.reads += 1
+            if self.reads == 1:
+                counts = Tally()
+                counts.add("hits", 3, "question")
+                shared_stats._publish(other_backend, second, counts)
+            return found
+
+        def set_many(self, items, timeout=None):
+            return self.inner.set_many(items, timeout)
+
+        def add_many(self, items, timeout=None):
+            return self.inner.add_many(items, timeout)
+
+        def compare_and_set_many(self, items, timeout=None):
+            return self.inner.compare_and_set_many(items, timeout)
+
+    counts = Tally()
+    counts.add("hits", 2, "question")
+    shared_stats._publish(Interleaving(backend), first, counts)
+    other_backend.close()
+
+    shared = json.loads(instcache("stats", "--json").stdout)
+    assert shared["processes"] == 2
+    assert shared["models"]["question"]["hits"] == 5
