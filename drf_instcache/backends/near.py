@@ -279,6 +279,25 @@ class NearCacheBackend:
             found.update(fetched)
         return found, won
 
+    # -- kept answers (see NearStore.keep_answer) -----------------------------------
+    def mark(self) -> Any:
+        """The ticket to compute an answer under (None while bypassed)."""
+        if self._tracking_pid != os.getpid():
+            self.start_tracking()
+        return self.store.mark()
+
+    def keep_answer(self, key: Any, value: Any, nbytes: int, reads: NearReads, ticket: Any) -> bool:
+        """Keep an answer computed from complete ``reads`` since ``ticket``."""
+        if not reads.complete or not reads.keys:
+            return False
+        return self.store.keep_answer(key, value, nbytes, reads.keys, ticket)
+
+    def answer(self, key: Any) -> Any:
+        """A kept answer that is still valid, or None."""
+        if self._tracking_pid != os.getpid():
+            return None
+        return self.store.answer(key)
+
     def set_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> None:
         if not items:
             return
