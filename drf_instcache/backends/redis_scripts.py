@@ -7,6 +7,25 @@ and redis-py packs one command for the whole batch instead of one per key.
 
 from __future__ import annotations
 
+
+def _read_all(name: str) -> str:
+    """Lua reading every key into the table ``name`` (nil where empty): MGET in slices
+    of 1000 keys, within Lua's limit on unpacked arguments."""
+    return f"""
+local {name} = {{}}
+local count = #KEYS
+local first = 1
+while first <= count do
+  local last = math.min(first + 999, count)
+  local part = redis.call('MGET', unpack(KEYS, first, last))
+  for i = 1, #part do
+    {name}[first + i - 1] = part[i]
+  end
+  first = last + 1
+end
+"""
+
+
 COMPARE_AND_SET_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   if ARGV[3] == '' then
@@ -38,25 +57,16 @@ return won
 """KEYS = the keys; ARGV = lifetime in ms ('' for none), then one value per key.
 Returns the (1-based) positions of the keys it stored."""
 
-GET_MANY_CLAIMING_SCRIPT = """
-local values = {}
-local count = #KEYS
-local first = 1
-while first <= count do
-  local last = math.min(first + 999, count)
-  local part = redis.call('MGET', unpack(KEYS, first, last))
-  for i = 1, #part do
-    values[first + i - 1] = part[i]
-  end
-  first = last + 1
-end
-for i = 1, count do
+GET_MANY_CLAIMING_SCRIPT = (
+    _read_all("values")
+    + """for i = 1, count do
   if not values[i] then
     redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
   end
 end
 return values
 """
+)
 """KEYS = the keys; ARGV = the lease, its lifetime in ms. Returns the values as MGET does
 (nil where the key was empty, and now holds the lease: the script runs atomically, so
 nothing can fill a key between its read and the lease). MGET in slices of 1000 keys,
@@ -79,19 +89,9 @@ return stored
 """KEYS = the keys; ARGV = lifetime in ms ('' for none), then expected and new bytes per
 key. Returns the (1-based) positions of the keys it swapped."""
 
-FILL_MANY_SCRIPT = """
-local current = {}
-local count = #KEYS
-local first = 1
-while first <= count do
-  local last = math.min(first + 999, count)
-  local part = redis.call('MGET', unpack(KEYS, first, last))
-  for i = 1, #part do
-    current[first + i - 1] = part[i]
-  end
-  first = last + 1
-end
-local stored = {}
+FILL_MANY_SCRIPT = (
+    _read_all("current")
+    + """local stored = {}
 for i = 1, count do
   if current[i] == ARGV[2] then
     if ARGV[1] == '' then
@@ -104,6 +104,7 @@ for i = 1, count do
 end
 return stored
 """
+)
 """KEYS = the keys; ARGV = lifetime in ms ('' for none), the lease, then one value per
 key. Stores each value where the key holds exactly the lease (one read's fill: its keys
 share one lease, so it travels once, and one MGET replaces a GET per key). Returns the
