@@ -191,15 +191,10 @@ class NearStore:
         mapping = self._server_keys(list(items))
         evicted = 0
         with self._lock:
-            epoch, sequence = ticket
-            if not self._live or epoch != self._epoch:
-                return
-            skipped: set[str] = set()
-            behind = self._sequence - sequence
-            if behind:
-                if behind > len(self._log):
-                    return  # too far behind to tell which keys changed: keep none
-                skipped = set(islice(reversed(self._log), behind))
+            changed = self._invalidated_since(ticket, RACE_LOG_SIZE)
+            if changed is None:
+                return  # flushed since, or too far behind to tell which keys changed
+            skipped = set(changed)
             entries = self._entries
             for server_key, key in mapping.items():
                 value = items[key]
@@ -348,16 +343,22 @@ class NearStore:
 
     def _still_valid(self, ticket: Ticket, server_keys: frozenset[str]) -> Ticket | None:
         """The current ticket if no key of ``server_keys`` was invalidated since ``ticket``."""
+        changed = self._invalidated_since(ticket, PAGE_LOOKBACK)
+        if changed is None or not server_keys.isdisjoint(changed):
+            return None
+        return (self._epoch, self._sequence)
+
+    def _invalidated_since(self, ticket: Ticket, lookback: int) -> Iterable[str] | None:
+        """The server keys invalidated since ``ticket`` (newest first), or None when that
+        cannot be told: not live, flushed since, or more than ``lookback`` (or the log)
+        behind. Called with the lock held."""
         epoch, sequence = ticket
         if not self._live or epoch != self._epoch:
             return None
         behind = self._sequence - sequence
-        if behind:
-            if behind > PAGE_LOOKBACK or behind > len(self._log):
-                return None
-            if not server_keys.isdisjoint(islice(reversed(self._log), behind)):
-                return None
-        return (self._epoch, self._sequence)
+        if behind > lookback or behind > len(self._log):
+            return None
+        return islice(reversed(self._log), behind)
 
     # -- introspection -------------------------------------------------------------
     @property

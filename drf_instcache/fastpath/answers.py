@@ -22,6 +22,7 @@ context is, no body is kept (they may put anything in it).
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -187,7 +188,7 @@ def keep(attempt: Attempt, reads: NearReads, counts: Counter[str], view: Any, re
     if not isinstance(body, bytes):
         return response
     if attempt.near.keep_answer(
-        attempt.key, (body, counts["hits"]), len(body) + 33, reads, attempt.ticket
+        attempt.key, (body, counts["hits"]), sys.getsizeof(body), reads, attempt.ticket
     ):
         response.data = RenderedObject(body)
     return response
