@@ -233,6 +233,7 @@ def _page_pks(
     backend: Any = None,
     plan: plans.RenderedPlan | None = None,
     description: listqueries.ListQuery | None = None,
+    window: tuple[int, int] | None = None,
 ) -> _Listing:
     """The primary keys of the page the request asks for (all of them, unpaginated),
     whether the view paginated them, and the entries read ahead with cached lists."""
@@ -253,8 +254,7 @@ def _page_pks(
     if isinstance(paginator, PageNumberPagination):  # this view's own instance
         paginator.django_paginator_class = paging.listing(paginator.django_paginator_class)
     if paginator is not None:
-        if cached:
-            window = paging.expected_window(paginator, view.request)
+        if cached:  # ``window``: the list's expected window, found with its description
             preread = _read_ahead(keys, plan, count=True, window=window)
         rows = view.paginate_queryset(keys)
     paginated = rows is not None
@@ -314,20 +314,42 @@ def list_response(view: Any, plain: Any, request: Any, *args: Any, **kwargs: Any
     core = view.get_cache()
     backend = core.backend
     description = _description(view, queryset, backend)
-    if description is None or _overrides(type(view), "list") or fetch.settle(core):
-        return _list(view, request, core, plan, queryset, description)
     variant = variant_of(view, request, plan)
-    window = paging.expected_window(view.paginator, request) if view.paginator is not None else None
+    asked = _Asked(description, variant)
+    if description is None:
+        return _list(view, request, core, plan, queryset, asked)
+    paginator = view.paginator
+    if paginator is not None:
+        asked.window = paging.expected_window(paginator, request)
+    if _overrides(type(view), "list") or fetch.settle(core):
+        return _list(view, request, core, plan, queryset, asked)
     kept = answers.attempt(
-        view, request, backend, plan.prefix, description.digest, window, variant, plan.model_name
+        view,
+        request,
+        backend,
+        plan.prefix,
+        description.digest,
+        asked.window,
+        variant,
+        plan.model_name,
     )
     if kept is None:
-        return _list(view, request, core, plan, queryset, description)
+        return _list(view, request, core, plan, queryset, asked)
     if isinstance(kept, bytes):
         return Response(RenderedObject(kept))
     with near.recording_reads() as reads, counters.tracking() as counts:
-        response = _list(view, request, core, plan, queryset, description)
+        response = _list(view, request, core, plan, queryset, asked)
     return answers.keep(kept, reads, counts, view, response)
+
+
+@dataclass
+class _Asked:
+    """What a list request's queryset and URL decide, worked out once: the key query's
+    description (None: not cached), the variant, and the page window DRF will take."""
+
+    description: listqueries.ListQuery | None
+    variant: str
+    window: tuple[int, int] | None = None
 
 
 def _list(
@@ -336,17 +358,17 @@ def _list(
     core: Any,
     plan: plans.RenderedPlan,
     queryset: QuerySet,
-    description: listqueries.ListQuery | None,
+    asked: _Asked,
 ) -> Response:
     """The list read through the entries: page keys, one fetch, the envelope."""
     if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
         queryset = queryset.prefetch_related(None)
-    listing = _page_pks(view, queryset, core.backend, plan, description)
+    listing = _page_pks(view, queryset, core.backend, plan, asked.description, asked.window)
     found = fetch.fetch(
         core,
         plan,
         listing.pks,
-        variant_of(view, request, plan),
+        asked.variant,
         _renderer(view, plan),
         listing.preread,
     )
