@@ -12,7 +12,6 @@ production, and a rolled-back transaction can be observed to change nothing.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,22 +35,17 @@ every_backend = pytest.mark.parametrize("instcache_backend", BACKENDS, indirect=
 
 NEAR = "redis-near"
 """Redis with the near cache in front (``OPTIONS["NEAR_CACHE"]``), tracking up."""
-NEAR_DEADLINE = 10.0
 
 
 def wait_for_near_cache() -> None:
     """Build the process backend and wait (bounded) until its near cache serves from
     memory, so the test's reads really go through it."""
     from drf_instcache.backends.near import near_layer
+    from tests.backends.config_near import wait_for_tracking
 
     layer = near_layer(instcache_settings.get_backend())
     assert layer is not None, "the near cache is not in the backend chain"
-    layer.start_tracking()
-    end = time.monotonic() + NEAR_DEADLINE
-    while not layer.store.live:
-        if time.monotonic() > end:
-            raise AssertionError(f"near cache tracking not up after {NEAR_DEADLINE}s")
-        time.sleep(0.005)
+    wait_for_tracking(layer)
 
 
 @pytest.fixture
