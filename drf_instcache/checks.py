@@ -152,14 +152,17 @@ def check_cache_enabled_setting() -> list[Warning]:
     """``USE_DRF_INSTANCE_CACHE`` is a boolean switch; anything else is likely a typo."""
     value = getattr(django_settings, "USE_DRF_INSTANCE_CACHE", True)
     if not isinstance(value, bool):
-        return [
-            Warning(
-                f"USE_DRF_INSTANCE_CACHE is {value!r}; it is read as {bool(value)}.",
-                hint="Set it to True or False.",
-                id="drf_instcache.W001",
-            )
-        ]
+        return [_not_boolean("USE_DRF_INSTANCE_CACHE", value, "drf_instcache.W001")]
     return []
+
+
+def _not_boolean(name: str, value: Any, check_id: str) -> Warning:
+    """A boolean switch set to something else: say what it is read as."""
+    return Warning(
+        f"{name} is {value!r}; it is read as {bool(value)}.",
+        hint="Set it to True or False.",
+        id=check_id,
+    )
 
 
 _OPS_SETTINGS = {
@@ -177,13 +180,7 @@ def check_ops_settings() -> list[Warning]:
         if value is None:
             continue
         if not isinstance(value, bool):
-            messages.append(
-                Warning(
-                    f"{name} is {value!r}; it is read as {bool(value)}.",
-                    hint="Set it to True or False.",
-                    id="drf_instcache.W002",
-                )
-            )
+            messages.append(_not_boolean(name, value, "drf_instcache.W002"))
         elif value and importlib.util.find_spec(module) is None:
             messages.append(
                 Warning(
