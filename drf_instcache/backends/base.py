@@ -85,10 +85,11 @@ class LeasingBackend(Backend, Protocol):
     raised after the others were handled. Each is one round trip per server involved
     (memcached's compare-and-set needs two: ``gets`` then the pipelined ``cas``).
 
-    Two more methods are optional and only save round trips: ``get_many_claiming`` (a
-    read that leases the empty keys) and ``fill_many`` (the fill over one lease); the
-    core calls them through :func:`get_many_claiming` and :func:`fill_many`, which fall
-    back to the two methods above.
+    Three more methods are optional and only save round trips: ``get_many_claiming`` (a
+    read that leases the empty keys), ``fill_many`` (the fill over one lease) and
+    ``fill_many_quietly`` (the same fill, sent without waiting for the server's answer);
+    the core calls them through :func:`get_many_claiming`, :func:`fill_many` and
+    :func:`fill_many_quietly`, which fall back to the two methods above.
     """
 
     def add_many(self, items: Mapping[str, bytes], timeout: float | None = None) -> list[str]:
@@ -177,6 +178,24 @@ def fill_many(
     return backend.compare_and_set_many(
         {key: (lease, value) for key, value in items.items()}, timeout
     )
+
+
+def fill_many_quietly(
+    backend: LeasingBackend, lease: bytes, items: Mapping[str, bytes], timeout: float | None
+) -> None:
+    """:func:`fill_many` without waiting to learn which keys were stored.
+
+    A reader's write-back changes nothing it answers: the server compares each key with
+    the lease (so a write that came first still wins) whether or not anyone waits for
+    the result. A backend that can send a command and skip its reply (Redis: ``CLIENT
+    REPLY SKIP``) offers ``fill_many_quietly`` and a cold read saves a round trip; any
+    other backend answers through :func:`fill_many`. Errors the sending meets are
+    raised as ``fill_many``'s are; what the server refuses is not known.
+    """
+    if _has_own(backend, "fill_many_quietly"):
+        backend.fill_many_quietly(lease, items, timeout)  # type: ignore[attr-defined]
+    else:
+        fill_many(backend, lease, items, timeout)
 
 
 class BaseBackend:

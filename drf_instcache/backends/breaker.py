@@ -30,6 +30,7 @@ from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
     fill_many,
+    fill_many_quietly,
     get_many_claiming,
     supports_leases,
 )
@@ -246,3 +247,9 @@ class LeasingCircuitBreakerBackend(CircuitBreakerBackend):
         if not items:
             return []
         return self._call(lambda: fill_many(self.backend, lease, items, timeout))
+
+    def fill_many_quietly(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> None:
+        if items:
+            self._call(lambda: fill_many_quietly(self.backend, lease, items, timeout))

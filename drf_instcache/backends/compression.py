@@ -35,6 +35,7 @@ from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
     fill_many,
+    fill_many_quietly,
     get_many_claiming,
     supports_leases,
 )
@@ -247,3 +248,8 @@ class LeasingCompressedBackend(CompressedBackend):
     ) -> list[str]:
         """The lease is a marker, compared as stored; the values are written compressed."""
         return fill_many(self.backend, lease, self._stored(items), timeout)
+
+    def fill_many_quietly(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> None:
+        fill_many_quietly(self.backend, lease, self._stored(items), timeout)

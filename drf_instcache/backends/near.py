@@ -55,6 +55,7 @@ from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
     fill_many,
+    fill_many_quietly,
     get_many_claiming,
     supports_leases,
 )
@@ -367,6 +368,16 @@ class LeasingNearCacheBackend(NearCacheBackend):
             return []
         try:
             return fill_many(self.backend, lease, items, timeout)
+        finally:
+            self.store.forget(list(items))
+
+    def fill_many_quietly(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> None:
+        if not items:
+            return
+        try:
+            fill_many_quietly(self.backend, lease, items, timeout)
         finally:
             self.store.forget(list(items))
 

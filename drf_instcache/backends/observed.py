@@ -25,6 +25,7 @@ from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
     fill_many,
+    fill_many_quietly,
     get_many_claiming,
     supports_leases,
 )
@@ -250,3 +251,14 @@ class LeasingObservedBackend(ObservedBackend):
         return self._observe(
             "fill_many", list(items), lambda: fill_many(self.backend, lease, items, timeout), len
         )
+
+    def fill_many_quietly(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
+    ) -> None:
+        if items:
+            self._observe(
+                "fill_many_quietly",
+                list(items),
+                lambda: fill_many_quietly(self.backend, lease, items, timeout),
+                lambda _: len(items),
+            )

@@ -38,7 +38,17 @@ class _AnyOf(Lookup):
 
 
 def filter_pks(queryset: models.QuerySet, pks: Sequence[Any]) -> models.QuerySet:
-    """``queryset.filter(pk__in=pks)``, as one array parameter on PostgreSQL."""
+    """``queryset.filter(pk__in=pks)``, unsorted: as one array parameter on PostgreSQL,
+    and as ``pk = %s`` for one pk (the query ``get()`` sends).
+
+    Callers match the rows by pk, so the queryset's ordering is dropped (as ``get()``
+    drops it): sorting a cold page's rows, and compiling the ORDER BY, cost a retrieve
+    ~0.15 ms for nothing. ``DISTINCT ON`` needs its ORDER BY, so it keeps it.
+    """
+    if not queryset.query.distinct_fields:
+        queryset = queryset.order_by()
+    if len(pks) == 1:
+        return queryset.filter(pk=pks[0])
     if pks and connections[queryset.db].vendor == "postgresql":
         return queryset.filter(_AnyOf(F("pk"), pks))
     return queryset.filter(pk__in=pks)

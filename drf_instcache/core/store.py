@@ -19,6 +19,7 @@ from drf_instcache.backends.base import (
     Backend,
     LeasingBackend,
     fill_many,
+    fill_many_quietly,
     get_many_claiming,
     supports_leases,
 )
@@ -184,7 +185,9 @@ class Store:
         """Store loaded values over our own leases; refused fills lost to a newer write.
 
         ``invalidating``: a writer's fill; if it fails, the key holds our lease or an
-        older value, so it is deleted once the backend answers again.
+        older value, so it is deleted once the backend answers again. A reader's fill is
+        sent without waiting for the answer where the backend can (the server still
+        compares each lease), so its refusals are not counted in ``fills_refused``.
         """
         if not items:
             return
@@ -194,7 +197,11 @@ class Store:
             if len(leases) == 1:  # one read's fill: its keys share its lease
                 (lease,) = leases
                 values = {key: value for key, (_, value) in items.items()}
-                stored = fill_many(leasing, lease, values, self.timeout)
+                if invalidating:
+                    stored = fill_many(leasing, lease, values, self.timeout)
+                else:  # nothing the reader answers depends on it: do not wait for it
+                    fill_many_quietly(leasing, lease, values, self.timeout)
+                    stored = list(values)
             else:
                 stored = leasing.compare_and_set_many(items, timeout=self.timeout)
         except ValueTooLarge as error:

@@ -17,6 +17,7 @@ import pytest
 from drf_instcache.backends.base import (
     claims_natively,
     fill_many,
+    fill_many_quietly,
     get_many_claiming,
     supports_leases,
 )
@@ -323,4 +324,43 @@ def test_the_wrappers_keep_the_fill(backend):
         backend.set_many({"w": b"L"})
         assert wrapper.fill_many(b"L", {"w": b"value"}) == ["w"]
         assert wrapper.fill_many(b"L", {"w": b"again"}) == []
+        assert wrapper.get_many(["w"]) == {"w": b"value"}
+
+
+# -- the same fill, without waiting for the answer -----------------------------------------
+def test_a_quiet_fill_stores_only_over_the_exact_lease(backend):
+    backend.set_many({"ours": b"L", "other": b"M", "longer": b"L+"})
+    values = {"ours": b"v1", "other": b"v2", "longer": b"v3", "absent": b"v4"}
+    assert fill_many_quietly(backend, b"L", values, None) is None
+    assert backend.get_many(["ours", "other", "longer", "absent"]) == {
+        "ours": b"v1",
+        "other": b"M",
+        "longer": b"L+",
+    }
+
+
+def test_a_quiet_fill_is_one_call_and_keeps_the_lifetime(adapter, backend, round_trips):
+    keys = [f"key-{i}" for i in range(50)]
+    backend.set_many(dict.fromkeys(keys, b"L"))
+    counter = round_trips
+    before = counter()
+    fill_many_quietly(backend, b"L", dict.fromkeys(keys, b"v"), 0)  # already expired
+    fill_many_quietly(backend, b"L", {}, 60)
+    if adapter.id in ONE_SCRIPT:
+        assert counter() == before, "nothing to store: nothing sent"
+    fill_many_quietly(backend, b"L", dict.fromkeys(keys, b"v"), 60)
+    if adapter.id in ONE_SCRIPT:
+        assert counter() == before + 1
+    assert backend.get_many(keys) == dict.fromkeys(keys, b"v")
+
+
+def test_the_wrappers_keep_the_quiet_fill(backend):
+    from drf_instcache.backends.compression import CompressedBackend
+    from drf_instcache.backends.observed import ObservedBackend
+
+    for wrapper in (CircuitBreakerBackend(backend), ObservedBackend(backend)):
+        wrapper = CompressedBackend(wrapper)
+        backend.set_many({"w": b"L"})
+        wrapper.fill_many_quietly(b"L", {"w": b"value"})
+        wrapper.fill_many_quietly(b"L", {"w": b"again"})
         assert wrapper.get_many(["w"]) == {"w": b"value"}

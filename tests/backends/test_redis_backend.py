@@ -292,3 +292,43 @@ def test_conditional_writes_of_a_batch_are_one_command_each(redis_server, cleanu
     assert _commands(raw, "eval") == 2
     assert backend.get_many(["k0", "k1"]) == {"k0": b"taken", "k1": b"filled"}
     assert 0 < raw.pttl("batch:k1") <= 60_000
+
+
+def test_a_quiet_fill_does_not_wait_for_a_hung_server():
+    """A reader's write-back is sent behind ``CLIENT REPLY SKIP``: with the server
+    stopped (SIGSTOP) an answered fill times out, the quiet one returns at once, and the
+    server applies it, in order, when it runs again."""
+    require_binary("redis-server")
+    with RedisServer() as server:
+        backend = RedisBackend(server.url, options={"socket_timeout": 0.2})
+        try:
+            backend.set_many({"k": b"lease", "j": b"lease"})
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                backend.fill_many_quietly(b"lease", {"k": b"quiet"})  # on the pooled connection
+                with pytest.raises(BackendUnavailable, match=r"(?i)timeout"):
+                    backend.fill_many(b"lease", {"j": b"answered"})
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            # Both were delivered: the answered one timed out waiting, not refused.
+            assert backend.get_many(["k", "j"]) == {"k": b"quiet", "j": b"answered"}
+        finally:
+            backend.close()
+
+
+def test_a_quiet_fill_leaves_its_connection_clean(redis_server, cleanup):
+    """Nothing is left to read after a quiet fill, not even an error the script raised:
+    the next commands on the same pooled connection get their own replies."""
+    backend = RedisBackend(redis_server.url, key_prefix="quiet", options={"max_connections": 1})
+    cleanup.append(backend)
+    raw = raw_client(redis_server)
+    raw.hset("quiet:hash", "field", "x")  # GET in the fill script fails with WRONGTYPE
+    backend.set_many({"a": b"L", "b": b"M"})
+    raw.config_resetstat()
+    backend.fill_many_quietly(b"L", {"hash": b"v", "a": b"filled", "b": b"refused"})
+    assert _commands(raw, "eval") == 1
+    assert backend.get_many(["a", "b"]) == {"a": b"filled", "b": b"M"}
+    assert backend.get_many_claiming(["a", "c"], b"N", 5) == ({"a": b"filled"}, ["c"])
+    backend.fill_many_quietly(b"N", {"c": b"third"})
+    assert backend.get_many(["c"]) == {"c": b"third"}
+    assert raw.hget("quiet:hash", "field") == b"x"
