@@ -171,7 +171,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RunSettings:
         sizes = list(QUICK_SIZES)
     else:
         plan = Plan(repeats=7, min_repeat_time=0.02)
-        cold_plan = Plan(repeats=5, min_repeat_time=0.02, max_number=200, warmup_calls=0)
+        cold_plan = Plan(repeats=15, min_repeat_time=0.05, max_number=200, warmup_calls=0)
         e2e = EndToEndSettings()
         sizes = list(FULL_SIZES)
     if args.sizes:

@@ -182,8 +182,14 @@ def _renderer(view: Any, plan: plans.RenderedPlan) -> plans.Render:
         # The pks travel as strings (cache keys); the lookup prepares its own type faster.
         to_python = queryset.model._meta.pk.to_python
         objects = list(filter_pks(queryset, [to_python(pk) for pk in pks]))
-        child = view.get_serializer(objects, many=True).child
-        return {str(obj.pk): encode_representation(child.to_representation(obj)) for obj in objects}
+        if len(objects) == 1:  # a retrieve: the serializer DRF's own would build
+            serializer = view.get_serializer(objects[0])
+        else:
+            serializer = view.get_serializer(objects, many=True).child
+        return {
+            str(obj.pk): encode_representation(serializer.to_representation(obj))
+            for obj in objects
+        }
 
     return render
 
