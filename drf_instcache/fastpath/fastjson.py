@@ -17,7 +17,6 @@ JSON in the first place (the browsable API).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -60,8 +59,10 @@ def encode_representation(data: Any) -> bytes:
     """
     encoded = b""
     if orjson is not None:
-        with contextlib.suppress(orjson.JSONEncodeError):
+        try:  # not contextlib.suppress: a cold page encodes a hundred of these
             encoded = orjson.dumps(data, default=_drf_default, option=_ORJSON_OPTIONS)
+        except orjson.JSONEncodeError:
+            encoded = b""  # the standard library's turn
     if not encoded:
         encoded = json.dumps(
             data, cls=DRFJSONEncoder, ensure_ascii=False, separators=(",", ":")
