@@ -247,8 +247,8 @@ class Store:
         :meth:`claim` need not call the backend for them; the leases are then returned
         (``{key: lease}``), else None. Raises ``BackendUnavailable`` as ``get_many``.
         """
+        policy = self.lease_policy() if self.last_read_cold(scope) else None
         scope = f"{id(self.backend)}:{scope}"  # a new backend (new settings) starts cold
-        policy = self.lease_policy() if _cold_scopes.get(scope, True) else None
         claimed: dict[str, bytes] | None = None
         if policy is None:
             found = self.backend.get_many(keys)
@@ -260,6 +260,11 @@ class Store:
             _cold_scopes.clear()
         _cold_scopes[scope] = 2 * len(found) <= len(keys)
         return found, claimed
+
+    def last_read_cold(self, scope: str) -> bool:
+        """Whether the last :meth:`read` of ``scope`` found at most half its keys (True
+        before the first: a new backend starts cold)."""
+        return _cold_scopes.get(f"{id(self.backend)}:{scope}", True)
 
     def claim(
         self,

@@ -33,7 +33,7 @@ from rest_framework.settings import api_settings
 from drf_instcache.backends import near
 from drf_instcache.core import counters
 from drf_instcache.core.loading import filter_pks
-from drf_instcache.drf import paging
+from drf_instcache.drf import cold_pages, paging
 from drf_instcache.drf.actions import FastAction
 from drf_instcache.exceptions import ImproperlyConfigured
 from drf_instcache.fastpath import answers, fetch, listqueries, plans
@@ -181,15 +181,9 @@ def _renderer(view: Any, plan: plans.RenderedPlan) -> plans.Render:
         queryset = view.get_queryset()
         # The pks travel as strings (cache keys); the lookup prepares its own type faster.
         to_python = queryset.model._meta.pk.to_python
-        objects = list(filter_pks(queryset, [to_python(pk) for pk in pks]))
-        if len(objects) == 1:  # a retrieve: the serializer DRF's own would build
-            serializer = view.get_serializer(objects[0])
-        else:
-            serializer = view.get_serializer(objects, many=True).child
-        return {
-            str(obj.pk): encode_representation(serializer.to_representation(obj))
-            for obj in objects
-        }
+        return cold_pages.encode_rows(
+            view, list(filter_pks(queryset, [to_python(pk) for pk in pks]))
+        )
 
     return render
 
@@ -366,17 +360,24 @@ def _list(
     queryset: QuerySet,
     asked: _Asked,
 ) -> Response:
-    """The list read through the entries: page keys, one fetch, the envelope."""
+    """The list read through the entries: page keys, one fetch, the envelope (or, for a
+    cold page seen before, its rows: :mod:`~drf_instcache.drf.cold_pages`)."""
+    cold = None if asked.description else cold_pages.prepare(view, request, core, plan, queryset)
+    read = cold.read(view, queryset, _renderer(view, plan)) if cold is not None else None
+    if isinstance(read, list):
+        return view.get_paginated_response(_data(view, request, "list", read))
     if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
         queryset = queryset.prefetch_related(None)
     listing = _page_pks(view, queryset, core.backend, plan, asked.description, asked.window)
+    if cold is not None:
+        cold.remember(listing.pks)
     found = fetch.fetch(
         core,
         plan,
         listing.pks,
         asked.variant,
         _renderer(view, plan),
-        listing.preread,
+        read or listing.preread,
     )
     ids = list(map(str, listing.pks))
     # A warm page comes back in page order already; otherwise pick the rows still there.

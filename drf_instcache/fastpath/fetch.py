@@ -45,6 +45,8 @@ class Preread:
 
     keys: dict[str, str]
     found: Mapping[str, bytes]
+    claimed: dict[str, bytes] | None = None
+    """The leases that read put on empty keys (``{key: lease}``), if it put any."""
 
 
 def settle(core: BaseCache) -> bool:
@@ -82,8 +84,10 @@ def fetch(
     if backend is None or transactions.dirty():
         return dict(render(ids))
     store = Store(backend, core.timeout, warn_unavailable)
-    if store.settle():
-        preread = None  # read before failed invalidations were applied: read again
+    if store.settle():  # read before failed invalidations were applied: read again
+        if preread is not None and preread.claimed:
+            store.delete(list(preread.claimed))  # its leases too, or the read waits on them
+        preread = None
     try:
         token = _token(plan, backend, variant)
     except BackendUnavailable as error:
@@ -123,10 +127,16 @@ def _read(
     if plan.variants is None and preread is not None:
         same = len(preread.keys) == len(ids) and list(preread.keys.values()) == ids
         keys = preread.keys if same else _keys_of(plan, ids, token)
+        claimed = preread.claimed
+        if claimed and not same:  # leases on keys that left the page: released
+            left = [key for key in claimed if key not in keys]
+            if left:
+                store.delete(left)
+            claimed = {key: lease for key, lease in claimed.items() if key in keys}
         unread = [] if same else [key for key in keys if key not in preread.keys]
         if not unread:
-            return keys, preread.found, None
-        return keys, {**preread.found, **backend.get_many(unread)}, None
+            return keys, preread.found, claimed
+        return keys, {**preread.found, **backend.get_many(unread)}, claimed
     keys = _keys_of(plan, ids, token)
     if plan.variants is None or token is None:
         found, claimed = store.read(list(keys), f"{plan.base}:{len(ids) > 1}")

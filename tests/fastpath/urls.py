@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db.models import Prefetch
 from django.urls import include, path
 from rest_framework import permissions, serializers, viewsets
-from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.filters import BaseFilterBackend, OrderingFilter, SearchFilter
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
 from rest_framework.routers import SimpleRouter
 
@@ -98,6 +98,20 @@ class PlainSearchQuestions(viewsets.ReadOnlyModelViewSet):
     ordering_fields: ClassVar[list[str]] = ["pub_date", "question_text", "id"]
 
 
+class DeferPubDate(BaseFilterBackend):
+    """A filter backend that reshapes the rows (defers a column the serializer shows)."""
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        return queryset.defer("pub_date")
+
+
+class PlainDeferringQuestions(viewsets.ReadOnlyModelViewSet):
+    queryset = Question.objects.order_by("pk").prefetch_related("choices")
+    serializer_class = QuestionSerializer
+    pagination_class = LimitOffsetPagination
+    filter_backends: ClassVar[list[Any]] = [DeferPubDate]
+
+
 class PlainQuestionsByChoiceText(viewsets.ReadOnlyModelViewSet):
     """Questions having a choice whose text contains ``?text=``: a join on polls_choice."""
 
@@ -175,6 +189,7 @@ PLAIN_VIEWSETS: dict[str, type] = {
     "all-polls": PlainAllPolls,
     "cursor-questions": PlainCursorQuestions,
     "search-questions": PlainSearchQuestions,
+    "deferring-questions": PlainDeferringQuestions,
     "questions-by-choice-text": PlainQuestionsByChoiceText,
     "users-by-name": PlainUsersByName,
     "self-only-users": PlainSelfOnlyUsers,
