@@ -318,19 +318,7 @@ class RedisBackend(BaseBackend):
         once (on a cluster, ``compare_and_set_many``)."""
         if self.cluster:
             return self.compare_and_set_many({k: (lease, v) for k, v in items.items()}, timeout)
-        if not isinstance(lease, bytes):
-            raise TypeError(f"a lease must be bytes, not {type(lease).__name__}")
-
-        def fill(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
-            keys = list(fitting)
-            won = self._run_script(
-                FILL_MANY_SCRIPT,
-                [self.server_key(key) for key in keys],
-                [_expiry(self._milliseconds(lifetime)), lease, *fitting.values()],
-            )
-            return [keys[position - 1] for position in won]
-
-        return self.conditional_write("fill_many", items, timeout, fill)
+        return self._fill_over(lease, items, timeout, quietly=False)
 
     def fill_many_quietly(
         self, lease: bytes, items: Mapping[str, bytes], timeout: float | None = None
@@ -340,19 +328,30 @@ class RedisBackend(BaseBackend):
         wait a round trip for its write-back. On a cluster, :meth:`fill_many`."""
         if self.cluster:
             self.fill_many(lease, items, timeout)
-            return
+        else:
+            self._fill_over(lease, items, timeout, quietly=True)
+
+    def _fill_over(
+        self, lease: bytes, items: Mapping[str, bytes], timeout: float | None, quietly: bool
+    ) -> list[str]:
+        """The fill script over ``lease`` on one server: answered (the keys stored), or
+        sent without its answer (nothing known: an empty list)."""
         if not isinstance(lease, bytes):
             raise TypeError(f"a lease must be bytes, not {type(lease).__name__}")
 
-        def send(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
-            keys = [self.server_key(key) for key in fitting]
-            expiry = _expiry(self._milliseconds(lifetime))
-            self._send_without_reply(
-                ("EVAL", FILL_MANY_SCRIPT, len(keys), *keys, expiry, lease, *fitting.values())
-            )
-            return []
+        def fill(fitting: dict[str, bytes], lifetime: float | None) -> list[str]:
+            keys = list(fitting)
+            server_keys = [self.server_key(key) for key in keys]
+            args = [_expiry(self._milliseconds(lifetime)), lease, *fitting.values()]
+            if quietly:
+                command = ("EVAL", FILL_MANY_SCRIPT, len(keys), *server_keys, *args)
+                self._send_without_reply(command)
+                return []
+            won = self._run_script(FILL_MANY_SCRIPT, server_keys, args)
+            return [keys[position - 1] for position in won]
 
-        self.conditional_write("fill_many_quietly", items, timeout, send)
+        operation = "fill_many_quietly" if quietly else "fill_many"
+        return self.conditional_write(operation, items, timeout, fill)
 
     def _send_without_reply(self, command: tuple[Any, ...]) -> None:
         """Send ``command`` on a pooled connection with its reply (and any error) skipped.

@@ -80,7 +80,7 @@ class ColdPage:
         if not self.guessed:
             return None
         plan, store = self.plan, self.store
-        keys = {plan.prefix + pk: pk for pk in self.guessed}
+        keys = fetch.read_ahead_keys(plan, self.guessed)
         store.settle()
         try:
             found, claimed = store.read(list(keys), page_scope(plan))
@@ -167,11 +167,13 @@ def prepare(
         or plan.variants is not None
         or not isinstance(paginator, PageNumberPagination | LimitOffsetPagination)
         or not supports_leases(backend)
-        or transactions.dirty()
     ):
         return None
     store = Store(backend, core.timeout, fetch.warn_unavailable)
-    if store.lease_policy() is None or not store.last_read_cold(page_scope(plan)):
+    # A warm plan (the common case) leaves after one dict lookup.
+    if not store.last_read_cold(page_scope(plan)) or store.lease_policy() is None:
+        return None
+    if transactions.dirty():
         return None
     window = paging.expected_window(paginator, request)
     if window is None or not _same_rows(queryset, view.get_queryset()):

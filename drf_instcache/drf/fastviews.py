@@ -362,8 +362,9 @@ def _list(
 ) -> Response:
     """The list read through the entries: page keys, one fetch, the envelope (or, for a
     cold page seen before, its rows: :mod:`~drf_instcache.drf.cold_pages`)."""
+    render = _renderer(view, plan)
     cold = None if asked.description else cold_pages.prepare(view, request, core, plan, queryset)
-    read = cold.read(view, queryset, _renderer(view, plan)) if cold is not None else None
+    read = cold.read(view, queryset, render) if cold is not None else None
     if isinstance(read, list):
         return view.get_paginated_response(_data(view, request, "list", read))
     if getattr(queryset, "_prefetch_related_lookups", ()):  # only keys are read: no prefetch
@@ -376,7 +377,7 @@ def _list(
         plan,
         listing.pks,
         asked.variant,
-        _renderer(view, plan),
+        render,
         read or listing.preread,
     )
     ids = list(map(str, listing.pks))
