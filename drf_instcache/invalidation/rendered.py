@@ -84,6 +84,29 @@ def owners(dependency: Dependency, pks: Iterable[Any], length: int | None = None
     )
 
 
+class OwnerFinder:
+    """:func:`owners` once per owner model, path and rows within one write.
+
+    Several plans (a list view and a detail view of one model) often share a dependency:
+    they share its query instead of sending it once each.
+    """
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using
+        self._found: dict[tuple[Any, ...], list[Any]] = {}
+
+    def __call__(
+        self, dependency: Dependency, pks: Iterable[Any], length: int | None = None
+    ) -> list[Any]:
+        pks = list(pks)
+        length = len(dependency.steps) if length is None else length
+        key = (dependency.owner, dependency.prefix_lookup(length), length, tuple(pks))
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = owners(dependency, pks, length, self.using)
+        return found
+
+
 @dataclass
 class Job:
     """Entries to delete once the transaction commits: known now, or found then."""
@@ -96,8 +119,9 @@ class Job:
 
     def run(self) -> None:
         stale: Stale = {plan: set(pks) for plan, pks in self.stale.items()}
+        find = OwnerFinder(self.using)
         for plan, dependency, pks, length in self.lookups:
-            add_pks(stale, plan, owners(dependency, pks, length, self.using))
+            add_pks(stale, plan, find(dependency, pks, length))
         invalidate(_core(), stale)
 
     def schedule(self) -> None:
@@ -145,12 +169,13 @@ def on_pre_save(sender: type[Model], instance: Model, raw: bool = False, using=N
         old = sender._base_manager.using(using).filter(pk=instance.pk).values(*columns).first()
         stale: Stale = {}
         moved: set[Dependency] = set()
+        find = OwnerFinder(using)
         for plan, dependency in linked:
             column = column_of[dependency]
             if old is not None and old[column] == getattr(instance, column):
                 continue
             moved.add(dependency)
-            add_pks(stale, plan, owners(dependency, [instance.pk], using=using))
+            add_pks(stale, plan, find(dependency, [instance.pk]))
         return stale, moved
 
     found = _guarded(f"reading the old {sender.__name__} {instance.pk!r}", before)
@@ -180,8 +205,9 @@ def on_pre_delete(sender: type[Model], instance: Model, using=None, **kw):
 
     def before() -> Stale:
         stale: Stale = {}
+        find = OwnerFinder(using)
         for plan, dependency in registry.dependents.get(sender, ()):
-            add_pks(stale, plan, owners(dependency, [instance.pk], using=using))
+            add_pks(stale, plan, find(dependency, [instance.pk]))
         return stale
 
     found = _guarded(f"finding what shows the deleted {sender.__name__}", before)
@@ -280,8 +306,9 @@ def invalidate_instances(model: type[Model], pks: Iterable[Any]) -> int:
     stale: Stale = {}
     for plan in registry.own.get(model, ()):
         add_pks(stale, plan, pks)
+    find = OwnerFinder()
     for plan, dependency in registry.dependents.get(model, ()):
-        add_pks(stale, plan, owners(dependency, pks))
+        add_pks(stale, plan, find(dependency, pks))
     return invalidate(_core(), stale)
 
 

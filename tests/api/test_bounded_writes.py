@@ -18,6 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from benchmarks.writes_layer import disconnected
 from drf_instcache import settings as instcache_settings
 from drf_instcache.core import unsettled
 from drf_instcache.testing.redis_server import RedisServer
@@ -120,6 +121,72 @@ def test_an_m2m_add_costs_the_same_queries_for_10_and_500_dependents(
         assert_nothing_stale(cache, "User", [user.pk for user in [*users, newcomer]])
         assert_nothing_stale(cache, "Choice", [choice.pk])
     assert counts == {10: VOTE_QUERIES[policy], 500: VOTE_QUERIES[policy]}
+
+
+DELETE_LIBRARY_QUERIES = {"refresh": 6, "drop": 4}
+"""Queries drf-instcache adds to ``question.delete()`` (its Choices and their votes going
+with it), whatever the number of Choices, for either cascade policy. Before the commit:
+the Choices' batch load (rows, voters) for their invalidators, and the rendered owners
+showing them (Users through votes, the Question through choices); the Question's own
+invalidator runs on the instance itself. After it: the voters' refresh (rows, votes),
+which the drop policy does not send.
+Not sent: an owners query twice for two plans sharing it, the Choices showing the
+Question (they are deleted with it, and Django collected them), a reload of the
+Question the Choices name (it is deleted too)."""
+
+
+def a_question_with_choices(count: int, voters: list[User]) -> Question:
+    question = Question.objects.create(question_text="Doomed?", pub_date="2024-05-01T12:00Z")
+    choices = Choice.objects.bulk_create(
+        Choice(question=question, choice_text=f"c{n}") for n in range(count)
+    )
+    Choice.voters.through.objects.bulk_create(
+        Choice.voters.through(user_id=user.pk, choice_id=choice.pk)
+        for choice in choices
+        for user in voters
+    )
+    return question
+
+
+def api_answers(api: APIClient, question: Question, choice_pks: list[Any], users: list[User]):
+    """What the cached, fast and plain endpoints answer for the rows a delete touches."""
+    answers = {}
+    for prefix in ("", "fast/", "plain/"):
+        urls = [f"/api/{prefix}questions/{question.pk}/"]
+        urls += [f"/api/{prefix}choices/{pk}/" for pk in choice_pks[:3]]
+        urls += [f"/api/{prefix}users/{user.pk}/" for user in users]
+        answers[prefix] = [
+            (response.status_code, response.content) for response in map(api.get, urls)
+        ]
+    return answers
+
+
+@policies
+def test_a_cascading_delete_costs_the_same_queries_for_10_and_500_choices(
+    on_postgresql, policy, settings, cache
+):
+    settings.DRF_INSTCACHE_CASCADE = policy
+    api = APIClient()
+    tag = uuid.uuid4().hex[:6]
+    users = User.objects.bulk_create(User(username=f"d{tag}{n}") for n in range(3))
+    added = {}
+    for fan_out in (10, 500):
+        with disconnected():
+            twin = a_question_with_choices(fan_out, users)
+            django_own = queries_of(lambda twin=twin: Question.objects.get(pk=twin.pk).delete())
+        question = a_question_with_choices(fan_out, users)
+        choice_pks = list(question.choices.values_list("pk", flat=True))
+        api_answers(api, question, choice_pks, users)  # every entry warm, both levels
+        added[fan_out] = (
+            queries_of(lambda question=question: Question.objects.get(pk=question.pk).delete())
+            - django_own
+        )
+        answers = api_answers(api, question, choice_pks, users)
+        assert answers[""] == answers["fast/"] == answers["plain/"]
+        assert {status for status, _ in answers["plain/"][:4]} == {404}
+        assert_nothing_stale(cache, "User", [user.pk for user in users])
+    expected = DELETE_LIBRARY_QUERIES[policy]
+    assert added == {10: expected, 500: expected}
 
 
 # -- the example's Choice write: warm, with an empty cache, with the server stopped -------

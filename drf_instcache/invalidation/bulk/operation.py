@@ -121,12 +121,34 @@ def prepare_delete(rows: Mapping[type[Model], Sequence[Model]], using: str | Non
         for spec in caches_of(model):
             stale = named_by(spec, name, pks, given)
             operation.instance_jobs.append(InstanceJob(*spec, name, gone=pks, stale=stale))
-        before = rendered_jobs.owners_before(model, pks, set(), deleting=True)
+        before = rendered_jobs.owners_before(model, pks, set(), deleting=True, collected=rows)
         jobs.append(
             rendered_jobs.after_commit(model, pks, before, set(), deleted=True, using=using)
         )
     operation.rendered = rendered_jobs.merged(jobs, using)
+    _skip_refreshing_the_deleted(operation.instance_jobs)
     return operation
+
+
+def _skip_refreshing_the_deleted(jobs: Sequence[InstanceJob]) -> None:
+    """Drop what the invalidators name among the rows this deletion removes.
+
+    A deleted Choice names its Question; when the Question goes in the same deletion,
+    its entries are dropped anyway (``gone``), so reloading it after the commit would
+    only find it missing.
+    """
+    gone: dict[tuple[type[Any], str | None], set[tuple[str, str]]] = {}
+    for job in jobs:
+        rows = gone.setdefault((job.cache_class, job.version), set())
+        rows.update((job.model_name.lower(), str(pk)) for pk in job.gone)
+    for job in jobs:
+        rows = gone[(job.cache_class, job.version)]
+        job.stale.refreshes = [
+            refresh
+            for refresh in job.stale.refreshes
+            if (refresh.model_name.lower(), str(refresh.pk)) not in rows
+            or not (job.version is None or refresh.version == job.version)
+        ]
 
 
 def prepare_create(model: type[Model], objs: Sequence[Model], using: str | None) -> Operation:

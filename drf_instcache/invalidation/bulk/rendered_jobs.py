@@ -9,13 +9,14 @@ for what shows the rows then.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.db.models import Model
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import CASCADE, ForeignKey, Model
 
-from drf_instcache.fastpath.dependencies import REVERSE, Dependency
-from drf_instcache.invalidation.rendered import Job, Stale, add_pks, owners, registry
+from drf_instcache.fastpath.dependencies import FORWARD, REVERSE, Dependency
+from drf_instcache.invalidation.rendered import Job, OwnerFinder, Stale, add_pks, registry
 
 
 def _attnames(model: type[Model], fields: Iterable[str]) -> set[str]:
@@ -40,14 +41,49 @@ def moved(model: type[Model], changed: Iterable[str] | None) -> set[Dependency]:
 
 
 def owners_before(
-    model: type[Model], pks: Sequence[Any], moving: set[Dependency], deleting: bool
+    model: type[Model],
+    pks: Sequence[Any],
+    moving: set[Dependency],
+    deleting: bool,
+    collected: Mapping[type[Model], Sequence[Model]] | None = None,
 ) -> Stale:
-    """Owners showing the rows *before* the write (a moved link, a delete)."""
+    """Owners showing the rows *before* the write (a moved link, a delete).
+
+    ``collected``: every row of the deletion (Django's collector), by concrete model.
+    """
     stale: Stale = {}
+    find = OwnerFinder()
     for plan, dependency in registry.dependents.get(model, ()):
         if deleting or dependency in moving:
-            add_pks(stale, plan, owners(dependency, pks))
+            known = deleted_with(dependency, pks, collected) if collected else None
+            add_pks(stale, plan, find(dependency, pks) if known is None else known)
     return stale
+
+
+def deleted_with(
+    dependency: Dependency, pks: Sequence[Any], collected: Mapping[type[Model], Sequence[Model]]
+) -> list[Any] | None:
+    """The owners of deleted rows, when they go in the same deletion; None: ask the database.
+
+    Owners holding a foreign key with ``on_delete=CASCADE`` to the deleted rows are all
+    collected by Django (signals are connected for them, so it cannot fast-delete them):
+    which of them point at ``pks`` is in the rows already, no query needed.
+    """
+    if len(dependency.steps) != 1 or dependency.steps[0].kind != FORWARD:
+        return None
+    rows = collected.get(dependency.owner._meta.concrete_model or dependency.owner)
+    if rows is None:
+        return None
+    try:
+        link = dependency.owner._meta.get_field(dependency.steps[0].lookup)
+    except FieldDoesNotExist:
+        return None
+    if not isinstance(link, ForeignKey) or link.remote_field.on_delete is not CASCADE:
+        return None
+    if not link.target_field.primary_key:  # to_field: the column holds another value
+        return None
+    wanted = {str(pk) for pk in pks}
+    return [row.pk for row in rows if str(getattr(row, link.attname)) in wanted]
 
 
 def after_commit(
