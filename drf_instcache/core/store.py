@@ -25,6 +25,7 @@ from drf_instcache.backends.base import (
 )
 from drf_instcache.core import counters as stats
 from drf_instcache.core import transactions, unsettled
+from drf_instcache.core.identity import serial
 from drf_instcache.core.leases import (
     UNCACHEABLE,
     LeasePolicy,
@@ -248,7 +249,7 @@ class Store:
         (``{key: lease}``), else None. Raises ``BackendUnavailable`` as ``get_many``.
         """
         policy = self.lease_policy() if self.last_read_cold(scope) else None
-        scope = f"{id(self.backend)}:{scope}"  # a new backend (new settings) starts cold
+        scope = f"{serial(self.backend)}:{scope}"  # a new backend (new settings) starts cold
         claimed: dict[str, bytes] | None = None
         if policy is None:
             found = self.backend.get_many(keys)
@@ -264,7 +265,7 @@ class Store:
     def last_read_cold(self, scope: str) -> bool:
         """Whether the last :meth:`read` of ``scope`` found at most half its keys (True
         before the first: a new backend starts cold)."""
-        return _cold_scopes.get(f"{id(self.backend)}:{scope}", True)
+        return _cold_scopes.get(f"{serial(self.backend)}:{scope}", True)
 
     def claim(
         self,

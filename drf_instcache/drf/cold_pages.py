@@ -29,6 +29,7 @@ from rest_framework.pagination import LimitOffsetPagination, PageNumberPaginatio
 from drf_instcache.backends.base import supports_leases
 from drf_instcache.core import counters as stats
 from drf_instcache.core import transactions
+from drf_instcache.core.identity import serial
 from drf_instcache.core.store import Claim, Store
 from drf_instcache.drf import paging
 from drf_instcache.exceptions import BackendUnavailable
@@ -185,7 +186,7 @@ def prepare(
         )
     except Exception:  # unpicklable values in the query: no identity to remember it by
         return None
-    seen_as = (id(backend), id(plan), state, window)
+    seen_as = (serial(backend), serial(plan), state, window)
     return ColdPage(core, plan, store, seen_as, _seen.get(seen_as))
 
 
