@@ -236,6 +236,11 @@ class NearStore:
             self._count("near_invalidations", count)
         return removed
 
+    def announced(self, server_key: str) -> bool:
+        """Whether an invalidation of ``server_key`` was taken in lately (in the race log)."""
+        with self._lock:
+            return server_key in self._log
+
     def forget(self, keys: Sequence[str]) -> None:
         """A local write of ``keys``: evict them, and refuse fills read before now."""
         if keys:

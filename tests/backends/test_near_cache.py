@@ -36,6 +36,7 @@ from drf_instcache.checks import check_backend_setting
 from drf_instcache.compression import CompressedBackend
 from drf_instcache.exceptions import BackendUnavailable, ImproperlyConfigured
 from drf_instcache.leases import UNCACHEABLE, new_lease
+from drf_instcache.testing.near import wait_for_announcements
 from drf_instcache.testing.redis_server import RedisServer
 from tests.backends.config_near import wait_for_tracking
 from tests.backends.near_writer import write_and_exit
@@ -88,7 +89,9 @@ def served_locally(backend: NearCacheBackend, key: str) -> bool:
 def warm(backend: NearCacheBackend, keys: list[str]) -> None:
     """Read until every key is near-cached. A read right after a write may not be kept:
     the write's own invalidation (Redis also tells the writer's process) can arrive
-    between the reply and the fill, or just after it."""
+    between the reply and the fill, or just after it: so every announcement sent so far
+    is taken in first, and none arrives after the keys are kept."""
+    wait_for_announcements(backend)
     wait_until(
         lambda: backend.get_many(keys) is not None and all(key in backend.store for key in keys),
         f"{keys} near-cached",
@@ -454,3 +457,22 @@ def test_off_by_default(redis_server):
         DRF_INSTCACHE_BACKEND={"BACKEND": redis_server.url, "OPTIONS": {"NEAR_CACHE": None}}
     ):
         assert not isinstance(instcache_settings.get_backend(), NearCacheBackend)
+
+
+def test_waiting_for_announcements_takes_in_every_one_sent_before(make_near, monkeypatch):
+    near = make_near()
+    near.get_many(["started"])  # the first read starts the tracking connection
+    wait_for_tracking(near)
+    taken_in = near.store.invalidate
+
+    def slowly(server_keys, received=True):  # a tracking thread held back by a busy machine
+        if received:  # not this process's local evictions
+            time.sleep(0.05)
+        return taken_in(server_keys, received=received)
+
+    monkeypatch.setattr(near.store, "invalidate", slowly)
+    received = near.store.invalidations  # counts what arrived from the server only
+    for n in range(5):  # one announcement each
+        near.set_many({f"own:{n}": b"v"})
+    wait_for_announcements(near)
+    assert near.store.invalidations >= received + 5, "every write announced before the wait"

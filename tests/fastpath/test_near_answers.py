@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from drf_instcache import settings as instcache_settings
 from drf_instcache.backends.near import NearCacheBackend, near_layer
 from drf_instcache.backends.near_store import PAGE_SHARE, NearStore
+from drf_instcache.testing.near import wait_for_announcements
 from example.polls.models import Question
 from tests.api.conftest import NEAR, make_polls
 
@@ -72,27 +72,11 @@ def plain(api, url: str = PLAIN, **extra):
     return expected
 
 
-def announcements_caught_up() -> None:
-    """Wait until the tracking thread has taken in every announcement sent so far.
-
-    Redis announces this process's own fills too (BCAST), and a busy machine can hold the
-    tracking thread back for several requests: an announcement of an earlier fill then
-    drops a body kept after it. Redis sends announcements in order on one connection, so
-    once a sentinel written now is announced, every earlier one has been taken in.
-    """
-    layer = near()
-    tracking = layer.tracking
-    assert tracking is not None and tracking.alive
-    sentinel = f"{tracking.prefix}:caught-up:{uuid.uuid4().hex}"
-    layer.adapter.client.set(sentinel, b"1", px=60_000)
-    wait_until(lambda: sentinel in list(layer.store._log), "the sentinel announced")
-
-
 def served_whole(api, url: str = LIST, **extra):
     """Ask until the answer is a kept body (the first warm requests compute and keep it,
     once the announcements of this process's own fills have all arrived)."""
     get(api, url, **extra)
-    announcements_caught_up()
+    wait_for_announcements(instcache_settings.get_backend())  # own fills' included
     end = time.monotonic() + DEADLINE
     while True:
         answer, whole, queries = get(api, url, **extra)
