@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Model
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import CASCADE, ForeignKey, Model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from drf_instcache import settings as instcache_settings
@@ -41,7 +42,7 @@ from drf_instcache.core import transactions
 from drf_instcache.core.classes import default_cache_class
 from drf_instcache.core.strategy import BaseCache
 from drf_instcache.exceptions import BackendUnavailable
-from drf_instcache.fastpath.dependencies import REVERSE, Dependency
+from drf_instcache.fastpath.dependencies import FORWARD, REVERSE, Dependency
 from drf_instcache.fastpath.fetch import warn_unavailable
 from drf_instcache.fastpath.plans import RenderedPlan, plan_for_view
 from drf_instcache.invalidation.bulk.state import collect_delete
@@ -88,11 +89,18 @@ class OwnerFinder:
     """:func:`owners` once per owner model, path and rows within one write.
 
     Several plans (a list view and a detail view of one model) often share a dependency:
-    they share its query instead of sending it once each.
+    they share its query instead of sending it once each. ``collected``: every row of a
+    deletion (Django's collector), by concrete model; owners deleted with the rows are
+    read from it instead of asked for (:func:`deleted_with`).
     """
 
-    def __init__(self, using: str | None = None) -> None:
+    def __init__(
+        self,
+        using: str | None = None,
+        collected: Mapping[type[Model], Sequence[Model]] | None = None,
+    ) -> None:
         self.using = using
+        self.collected = collected
         self._found: dict[tuple[Any, ...], list[Any]] = {}
 
     def __call__(
@@ -100,11 +108,41 @@ class OwnerFinder:
     ) -> list[Any]:
         pks = list(pks)
         length = len(dependency.steps) if length is None else length
-        key = (dependency.owner, dependency.prefix_lookup(length), length, tuple(pks))
+        key = (dependency.owner, dependency.prefix_lookup(length), tuple(pks))
         found = self._found.get(key)
         if found is None:
-            found = self._found[key] = owners(dependency, pks, length, self.using)
+            if self.collected and length == len(dependency.steps):
+                found = deleted_with(dependency, pks, self.collected)
+            if found is None:
+                found = owners(dependency, pks, length, self.using)
+            self._found[key] = found
         return found
+
+
+def deleted_with(
+    dependency: Dependency, pks: Sequence[Any], collected: Mapping[type[Model], Sequence[Model]]
+) -> list[Any] | None:
+    """The owners of deleted rows, when they go in the same deletion; None: ask the database.
+
+    Owners holding a foreign key with ``on_delete=CASCADE`` to the deleted rows are all
+    collected by Django (signals are connected for them, so it cannot fast-delete them):
+    which of them point at ``pks`` is in the rows already, no query needed.
+    """
+    if len(dependency.steps) != 1 or dependency.steps[0].kind != FORWARD:
+        return None
+    rows = collected.get(dependency.owner._meta.concrete_model or dependency.owner)
+    if rows is None:
+        return None
+    try:
+        link = dependency.owner._meta.get_field(dependency.steps[0].lookup)
+    except FieldDoesNotExist:
+        return None
+    if not isinstance(link, ForeignKey) or link.remote_field.on_delete is not CASCADE:
+        return None
+    if not link.target_field.primary_key:  # to_field: the column holds another value
+        return None
+    wanted = {str(pk) for pk in pks}
+    return [row.pk for row in rows if str(getattr(row, link.attname)) in wanted]
 
 
 @dataclass

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist
-from django.db.models import CASCADE, ForeignKey, Model
+from django.db.models import Model
 
-from drf_instcache.fastpath.dependencies import FORWARD, REVERSE, Dependency
+from drf_instcache.fastpath.dependencies import REVERSE, Dependency
 from drf_instcache.invalidation.rendered import Job, OwnerFinder, Stale, add_pks, registry
 
 
@@ -52,38 +51,11 @@ def owners_before(
     ``collected``: every row of the deletion (Django's collector), by concrete model.
     """
     stale: Stale = {}
-    find = OwnerFinder()
+    find = OwnerFinder(collected=collected)
     for plan, dependency in registry.dependents.get(model, ()):
         if deleting or dependency in moving:
-            known = deleted_with(dependency, pks, collected) if collected else None
-            add_pks(stale, plan, find(dependency, pks) if known is None else known)
+            add_pks(stale, plan, find(dependency, pks))
     return stale
-
-
-def deleted_with(
-    dependency: Dependency, pks: Sequence[Any], collected: Mapping[type[Model], Sequence[Model]]
-) -> list[Any] | None:
-    """The owners of deleted rows, when they go in the same deletion; None: ask the database.
-
-    Owners holding a foreign key with ``on_delete=CASCADE`` to the deleted rows are all
-    collected by Django (signals are connected for them, so it cannot fast-delete them):
-    which of them point at ``pks`` is in the rows already, no query needed.
-    """
-    if len(dependency.steps) != 1 or dependency.steps[0].kind != FORWARD:
-        return None
-    rows = collected.get(dependency.owner._meta.concrete_model or dependency.owner)
-    if rows is None:
-        return None
-    try:
-        link = dependency.owner._meta.get_field(dependency.steps[0].lookup)
-    except FieldDoesNotExist:
-        return None
-    if not isinstance(link, ForeignKey) or link.remote_field.on_delete is not CASCADE:
-        return None
-    if not link.target_field.primary_key:  # to_field: the column holds another value
-        return None
-    wanted = {str(pk) for pk in pks}
-    return [row.pk for row in rows if str(getattr(row, link.attname)) in wanted]
 
 
 def after_commit(
